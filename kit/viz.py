@@ -1,0 +1,41 @@
+"""Drawing polygons on images and small figure helpers shared by the notebooks."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+
+from kit.data import ImageRecord, read_image
+
+GT_COLOR = (0, 170, 0)
+PRED_COLOR = (0, 90, 255)
+
+
+def draw_polygons(image: np.ndarray, polygons: Iterable[np.ndarray], color: tuple[int, int, int] = GT_COLOR,
+                  thickness: int = 2) -> np.ndarray:
+    """A copy of ``image`` (RGB) with ``polygons`` outlined; coordinates are rounded to pixels."""
+    out = image.copy()
+    pts = [np.round(np.asarray(p)).astype(np.int32).reshape(-1, 1, 2) for p in polygons]
+    cv2.polylines(out, pts, isClosed=True, color=color, thickness=thickness, lineType=cv2.LINE_AA)
+    return out
+
+
+def show_samples(records: Sequence[ImageRecord], n: int = 4, cols: int = 4, seed: int = 0) -> plt.Figure:
+    """A grid of ``n`` images (seeded choice) with their annotated polygons."""
+    n = min(n, len(records))
+    chosen = np.random.default_rng(seed).choice(len(records), size=n, replace=False) if n else []
+    cols = max(1, min(cols, n))
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, chosen):
+        r = records[int(i)]
+        thickness = max(1, round(max(r.width, r.height) / 600))
+        ax.imshow(draw_polygons(read_image(r.path), r.polygons(), thickness=thickness))
+        ax.set_title(f"{r.name} ({len(r.words)} words)", fontsize=9)
+    fig.tight_layout()
+    return fig

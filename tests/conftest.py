@@ -1,0 +1,27 @@
+"""Shared fixtures: a tiny synthetic dataset, and SROIE when ../shared is present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kit.paths import ROOT
+from kit.synth import generate_dataset
+
+SROIE_DIR = ROOT.parent / "shared" / "data" / "sroie"
+TINY_COUNTS = {"train": 6, "val": 3, "test": 2}
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic dataset in the competition layout, made once per test session."""
+    return generate_dataset(tmp_path_factory.mktemp("synth"), TINY_COUNTS, seed=0, workers=2)
+
+
+@pytest.fixture(scope="session")
+def sroie_dir() -> Path:
+    """The real SROIE receipts in the competition layout; tests using it skip when it is absent."""
+    if not (SROIE_DIR / "jsons" / "train.json").is_file():
+        pytest.skip(f"{SROIE_DIR} not present")
+    return SROIE_DIR
