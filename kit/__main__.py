@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         out = generate_dataset(args.out, {split: getattr(args, split) for split in DEFAULT_COUNTS}, args.seed)
         print(f"synthetic dataset written to {out}")
     else:
-        from kit.pipeline import run_main_job
+        from kit.notebooks import run_main_job
 
         for path in run_main_job(args.out):
             print(f"executed {path}")

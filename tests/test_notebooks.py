@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kit.pipeline import NOTEBOOK_DIR, run_notebook
+from kit.notebooks import NOTEBOOK_DIR, run_notebook
 
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 

@@ -1,0 +1,69 @@
+"""DBNet loss: BCE with hard negative mining, L1 on the threshold map, dice on the binary map.
+
+All parts are computed in fp32 from the model's logits (BCE-with-logits), so mixed
+precision cannot saturate them. Weights default to the competition baseline's 5 / 10 / 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-6
+
+
+@dataclass
+class LossConfig:
+    """Weights of the three parts, the hard-negative ratio and where the L1 counts."""
+
+    prob_weight: float = 5.0
+    thresh_weight: float = 10.0
+    binary_weight: float = 1.0
+    negative_ratio: float = 3.0
+    thresh_l1: str = "band"  # DBNet: inside the dilated border band; "all": every pixel (the baseline's)
+
+    def __post_init__(self) -> None:
+        if self.thresh_l1 not in ("band", "all"):
+            raise ValueError(f"thresh_l1 must be 'band' or 'all', got {self.thresh_l1!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def balanced_bce(logits: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, negative_ratio: float) -> torch.Tensor:
+    """BCE over all positives and the hardest ``negative_ratio`` x as many negatives, batch-wide."""
+    positive = gt * mask
+    negative = (1 - gt) * mask
+    n_pos = int(positive.sum().item())
+    n_neg = min(int(negative.sum().item()), int(n_pos * negative_ratio))
+    loss = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
+    pos_loss = (loss * positive).sum()
+    neg_loss = torch.topk((loss * negative).flatten(), n_neg).values.sum() if n_neg else loss.new_zeros(())
+    return (pos_loss + neg_loss) / (n_pos + n_neg + EPS)
+
+
+def dice_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """1 - Dice between the approximate binary map and the kernels, on cared-for pixels."""
+    intersection = (pred * gt * mask).sum()
+    union = (pred * mask).sum() + (gt * mask).sum() + EPS
+    return 1 - 2.0 * intersection / union
+
+
+def db_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+            config: LossConfig | None = None) -> dict[str, torch.Tensor]:
+    """Total and parts (``prob``, ``thresh``, ``binary``), each unweighted but the total."""
+    config = config or LossConfig()
+    gt, mask = batch["gt"].float(), batch["mask"].float()
+    prob = balanced_bce(outputs["prob_logits"].float(), gt, mask, config.negative_ratio)
+    l1 = (outputs["thresh"].float() - batch["thresh_map"].float()).abs()
+    if config.thresh_l1 == "band":
+        band = batch["thresh_mask"].float()
+        thresh = (l1 * band).sum() / (band.sum() + EPS)
+    else:
+        thresh = l1.mean()
+    binary = dice_loss(outputs["binary"].float(), gt, mask)
+    total = config.prob_weight * prob + config.thresh_weight * thresh + config.binary_weight * binary
+    return {"total": total, "prob": prob, "thresh": thresh, "binary": binary}

@@ -1,0 +1,145 @@
+"""DBNet (Liao et al., AAAI 2020) on any timm backbone that supports ``features_only``.
+
+Encoder: ``timm.create_model(arch, features_only=True)``; its channels and strides come
+from timm's ``feature_info``. By default the levels at strides 4, 8, 16 and 32 feed the
+decoder (for HRNet-W44, whose five levels are [64, 128, 256, 512, 1024] at strides 2-32,
+that is levels 1-4, as the report fed them).
+
+Decoder ``"db"`` (the competition baseline's): 1x1 laterals to 256, nearest x2 top-down
+adds, a 3x3 conv to 64 per level, upsampling to stride 4, concatenation (256 channels).
+Decoder ``"fpn"``: segmentation-models-pytorch's FPN decoder, concatenating 4 x 64.
+
+Head: probability and threshold branches (3x3 conv, two stride-2 transposed convs) giving
+maps at input resolution. Training returns logits and computes the threshold map and the
+approximate binary map ``1 / (1 + exp(-k (P - T)))`` in fp32, so autocast cannot saturate
+them; evaluation returns only the probability map and skips the threshold branch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
+from torch import nn
+
+DECODERS = ("db", "fpn")
+INNER_CHANNELS = 256
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model: stored in checkpoints, so inference needs only the file."""
+
+    arch: str = "resnet18"
+    decoder: str = "db"
+    levels: tuple[int, ...] | None = None
+    k: float = 50.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_arch(arch: str) -> None:
+    """Fail early, listing close names, when timm has no model called ``arch``."""
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, timm.list_models(), n=6, cutoff=0.6)
+        hint = f"; close names: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown backbone {arch!r} (not a timm model){hint}")
+
+
+def default_levels(reductions: list[int]) -> tuple[int, ...]:
+    """The feature levels at strides 4, 8, 16, 32 (the last four from stride 4 on)."""
+    levels = tuple(i for i, r in enumerate(reductions) if r >= 4)
+    if len(levels) < 4:
+        raise ValueError(f"backbone exposes strides {reductions}; DBNet needs four levels from stride 4")
+    return levels[:4]
+
+
+class DBDecoder(nn.Module):
+    """The DB baseline neck: laterals, top-down nearest adds, per-level 3x3 to 64, concat at stride 4."""
+
+    def __init__(self, in_channels: list[int], inner: int = INNER_CHANNELS):
+        super().__init__()
+        self.laterals = nn.ModuleList(nn.Conv2d(c, inner, 1, bias=False) for c in in_channels)
+        self.outs = nn.ModuleList(nn.Conv2d(inner, inner // 4, 3, padding=1, bias=False) for _ in in_channels)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        lat = [conv(f) for conv, f in zip(self.laterals, features)]
+        for i in range(len(lat) - 1, 0, -1):
+            lat[i - 1] = lat[i - 1] + F.interpolate(lat[i], size=lat[i - 1].shape[-2:], mode="nearest")
+        size = lat[0].shape[-2:]
+        outs = [F.interpolate(conv(x), size=size, mode="nearest") for conv, x in zip(self.outs, lat)]
+        return torch.cat(outs, dim=1)
+
+
+def _branch(inner: int) -> nn.Sequential:
+    """3x3 conv then two stride-2 transposed convs: stride 4 -> input resolution, one logit channel."""
+    return nn.Sequential(
+        nn.Conv2d(inner, inner // 4, 3, padding=1, bias=False), nn.BatchNorm2d(inner // 4), nn.ReLU(inplace=True),
+        nn.ConvTranspose2d(inner // 4, inner // 4, 2, stride=2), nn.BatchNorm2d(inner // 4), nn.ReLU(inplace=True),
+        nn.ConvTranspose2d(inner // 4, 1, 2, stride=2),
+    )
+
+
+class DBNet(nn.Module):
+    """Encoder + decoder + DB head. ``forward`` returns a dict of maps (N, 1, H, W), fp32."""
+
+    def __init__(self, config: ModelConfig, pretrained: bool = False, pretrained_path: str | Path | None = None):
+        super().__init__()
+        check_arch(config.arch)
+        if config.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {config.decoder!r}; expected one of {DECODERS}")
+        kwargs: dict[str, Any] = {}
+        if pretrained_path is not None:
+            path = Path(pretrained_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"pretrained weights not found: {path}")
+            pretrained, kwargs["pretrained_cfg_overlay"] = True, {"file": str(path)}
+        try:
+            self.encoder = timm.create_model(config.arch, features_only=True, pretrained=pretrained, **kwargs)
+        except RuntimeError as err:
+            if "features_only" in str(err):
+                raise ValueError(f"backbone {config.arch!r} does not support features_only: {err}") from None
+            raise
+        info = self.encoder.feature_info
+        self.levels = tuple(config.levels) if config.levels is not None else default_levels(info.reduction())
+        self.config = ModelConfig(config.arch, config.decoder, self.levels, config.k)
+        channels = [info.channels()[i] for i in self.levels]
+        if config.decoder == "db":
+            self.decoder: nn.Module = DBDecoder(channels)
+        else:
+            self.decoder = FPNDecoder(channels, encoder_depth=3, pyramid_channels=INNER_CHANNELS,
+                                      segmentation_channels=INNER_CHANNELS // 4, dropout=0.0, merge_policy="cat")
+        self.prob_head = _branch(INNER_CHANNELS)
+        self.thresh_head = _branch(INNER_CHANNELS)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        height, width = images.shape[-2:]
+        stride = max(self.encoder.feature_info.reduction())
+        padded = F.pad(images, (0, -width % stride, 0, -height % stride))  # the decoders need multiples of 32
+        features = self.encoder(padded)
+        fused = self.decoder([features[i] for i in self.levels])
+        prob_logits = self.prob_head(fused)[..., :height, :width].float()
+        if not self.training:
+            return {"prob": torch.sigmoid(prob_logits)}
+        thresh = torch.sigmoid(self.thresh_head(fused)[..., :height, :width].float())
+        binary = torch.sigmoid(self.config.k * (torch.sigmoid(prob_logits) - thresh))
+        return {"prob_logits": prob_logits, "thresh": thresh, "binary": binary}
+
+
+def build_model(arch: str = "resnet18", pretrained: bool = False, decoder: str = "db",
+                levels: tuple[int, ...] | None = None, pretrained_path: str | Path | None = None,
+                k: float = 50.0) -> DBNet:
+    """DBNet on timm backbone ``arch``; ``pretrained_path`` loads a local weights file through timm."""
+    return DBNet(ModelConfig(arch, decoder, levels, k), pretrained=pretrained, pretrained_path=pretrained_path)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (the reports' "params" column)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
