@@ -49,8 +49,11 @@ def offset_polygon(polygon: np.ndarray, distance: float) -> list[np.ndarray]:
     return [np.asarray(p, np.float64) / CLIPPER_SCALE for p in offsetter.Execute(distance * CLIPPER_SCALE)]
 
 
-def centres_inside(polygon: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def points_in_polygon(polygon: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Even-odd (crossing number) test of points against ``polygon``, vectorised over the points.
+
+    A point on a left or top edge is inside, on a right or bottom edge outside (W. R.
+    Franklin's pnpoly, which Polygon3 and so the CLEval reference use).
 
     Exact where ``cv2.fillPoly`` is not: fillPoly also fills every pixel an edge passes
     through, which grows a region by about half a pixel and biases the kernel (a one
@@ -84,7 +87,7 @@ def fill_polygons(canvas: np.ndarray, polygons: Sequence[np.ndarray], value: flo
     for polygon in polygons:
         window = _pixel_window(polygon, canvas.shape)
         if window is not None:
-            canvas[window][centres_inside(polygon, *_centres(window))] = value
+            canvas[window][points_in_polygon(polygon, *_centres(window))] = value
 
 
 def segment_distances(xs: np.ndarray, ys: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -114,7 +117,7 @@ def _draw_border(canvas: np.ndarray, band_mask: np.ndarray, polygon: np.ndarray,
         return
     xs, ys = _centres(window)
     dist = segment_distances(xs, ys, polygon)
-    band_mask[window][(dist <= distance) | centres_inside(polygon, xs, ys)] = 1.0
+    band_mask[window][(dist <= distance) | points_in_polygon(polygon, xs, ys)] = 1.0
     np.maximum(canvas[window], 1.0 - np.clip(dist / distance, 0.0, 1.0), out=canvas[window])
 
 

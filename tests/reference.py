@@ -14,6 +14,8 @@ import shapely
 
 from kit.data import ImageRecord, read_image
 from kit.dataset import letterbox
+from kit.metric import (CLEvalConfig, ImageResult, aspect_ratio, false_char_count, float32_scores,
+                        pseudo_char_centres, pseudo_char_count)
 from kit.postprocess import PostprocessConfig, postprocess
 from kit.targets import TargetConfig, make_targets
 
@@ -87,3 +89,131 @@ def round_trip_ious(records: Sequence[ImageRecord], size: int) -> np.ndarray:
                 gt = shapely.Polygon(word.points)
                 ious.append(max((gt.intersection(s).area / gt.union(s).area for s in shapes), default=0.0))
     return np.array(ious)
+
+
+def reference_cleval_image(gt_polygons: Sequence[np.ndarray], det_polygons: Sequence[np.ndarray],
+                           config: CLEvalConfig | None = None) -> ImageResult:
+    """CLEval of one image pair by pair, point by point, as the competition's reference loops."""
+    config = config or CLEvalConfig()
+    gts = [np.asarray(p, float).reshape(-1, 2) for p in gt_polygons if np.asarray(p).size >= 8]
+    dets = [np.asarray(p, float).reshape(-1, 2) for p in list(det_polygons)[: config.max_detections]
+            if np.asarray(p).size >= 8]
+
+    def truncated(points: np.ndarray) -> shapely.Polygon:
+        return shapely.Polygon(points.astype(np.int32))
+
+    def inside(polygon: np.ndarray, x: float, y: float) -> bool:
+        poly = polygon.astype(np.int32).astype(float)
+        c = False
+        j = len(poly) - 1
+        for i in range(len(poly)):
+            (xi, yi), (xj, yj) = poly[i], poly[j]
+            if ((yi <= y < yj) or (yj <= y < yi)) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+                c = not c
+            j = i
+        return c
+
+    counts = [pseudo_char_count(aspect_ratio(g)) for g in gts]
+    centres = [pseudo_char_centres(g, c) for g, c in zip(gts, counts)]
+    ap = np.zeros((len(gts), len(dets)), np.float32)
+    pcc = np.zeros((len(gts), len(dets)), int)
+    pcc_list = [np.zeros((len(dets), c), bool) for c in counts]
+    for g, gt in enumerate(gts):
+        gt_poly = shapely.make_valid(truncated(gt))
+        for d, det in enumerate(dets):
+            det_poly = truncated(det)
+            det_area = 0.5 * abs(sum(float(a[0]) * float(b[1]) - float(b[0]) * float(a[1])
+                                     for a, b in zip(det.astype(np.int32), np.roll(det.astype(np.int32), -1, 0))))
+            if det_area > 0:
+                ap[g, d] = np.float32(gt_poly.intersection(shapely.make_valid(det_poly)).area / det_area)
+            for k, (x, y) in enumerate(centres[g]):
+                if inside(det, x, y):
+                    pcc_list[g][d, k] = True
+                    pcc[g, d] += 1
+
+    strong = (ap >= np.float32(config.ap_constraint)) & (pcc > 0)
+    match = np.zeros((len(gts), len(dets)), bool)
+    for g in range(len(gts)):
+        for d in range(len(dets)):
+            if strong[g, d] and strong[g].sum() == 1 and strong[:, d].sum() == 1:
+                match[g, d] = True
+    for g in range(len(gts)):
+        ds = [d for d in range(len(dets)) if strong[g, d]]
+        if len(ds) >= 2:
+            match[g, ds] = True
+    for d in range(len(dets)):
+        gs = [g for g in range(len(gts)) if pcc[g, d] > 0]
+        if len(gs) >= 2 and sum(float(ap[g, d]) for g in gs) >= config.ap_constraint:
+            match[gs, d] = True
+    for g in range(len(gts)):
+        for d in range(len(dets)):
+            if not match[g, d]:
+                pcc[g, d] = 0
+                pcc_list[g][d, :] = False
+
+    checked = [np.zeros(c, bool) for c in counts]
+    tp = overlapped = merged = splitted = 0
+    gran_precision = gran_recall = 0.0
+    for d in range(len(dets)):
+        gs = [g for g in range(len(gts)) if match[g, d]]
+        if gs:
+            merged += len(gs) > 1
+            for g in gs:
+                for k in np.nonzero(pcc_list[g][d])[0]:
+                    if checked[g][k]:
+                        overlapped += 1
+                    else:
+                        checked[g][k] = True
+                        tp += 1
+            gran_precision += max(len(gs) - 1, 0) * config.precision_granularity_penalty
+    for g in range(len(gts)):
+        ds = [d for d in range(len(dets)) if match[g, d]]
+        if ds:
+            splitted += len(ds) > 1
+            gran_recall += max(len(ds) - 1, 0) * config.recall_granularity_penalty
+    fp = sum(false_char_count(aspect_ratio(dets[d])) for d in range(len(dets)) if not match[:, d].any())
+    num_gt, num_det = sum(counts), int(pcc.sum()) + fp
+    precision, recall, hmean = float32_scores(tp, gran_recall, gran_precision, num_gt, num_det)
+    return ImageResult(precision, recall, hmean, num_gt, num_det, tp, fp, gran_recall, gran_precision,
+                       splitted, merged, overlapped)
+
+
+def make_workload(n_images: int, words_per_image: int, seed: int) -> tuple[dict, dict]:
+    """Receipt-like GT pages and predictions with jitter, splits, merges, misses and false positives."""
+    rng = np.random.default_rng(seed)
+    gt: dict[str, list[np.ndarray]] = {}
+    pred: dict[str, list[np.ndarray]] = {}
+    for i in range(n_images):
+        boxes, y = [], 20.0
+        while len(boxes) < words_per_image:
+            x, h = 20.0, rng.uniform(14, 30)
+            for _ in range(int(rng.integers(1, 6))):
+                w = rng.uniform(20, 160)
+                boxes.append(np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]]))
+                x += w + rng.uniform(8, 30)
+            y += h + rng.uniform(4, 12)
+        boxes = boxes[:words_per_image]
+        dets: list[np.ndarray] = []
+        k = 0
+        while k < len(boxes):
+            box, roll = boxes[k], rng.random()
+            if roll < 0.05:  # missed
+                pass
+            elif roll < 0.10:  # split in two
+                mid = (box[0, 0] + box[1, 0]) / 2
+                dets += [np.array([box[0], [mid, box[1, 1]], [mid, box[2, 1]], box[3]]),
+                         np.array([[mid, box[0, 1]], box[1], box[2], [mid, box[3, 1]]])]
+            elif roll < 0.15 and k + 1 < len(boxes) and abs(boxes[k + 1][0, 1] - box[0, 1]) < 1:  # merged
+                nxt = boxes[k + 1]
+                dets.append(np.array([box[0], nxt[1], nxt[2], box[3]]))
+                k += 1
+            else:
+                dets.append(box + rng.normal(0, 1.5, box.shape))
+            k += 1
+        for _ in range(int(rng.integers(0, 6))):  # false positives
+            x, y = rng.uniform(0, 900, 2)
+            dets.append(np.array([[x, y], [x + 40, y], [x + 40, y + 15], [x, y + 15]]))
+        order = rng.permutation(len(dets))
+        gt[f"img_{i:04d}.jpg"] = boxes
+        pred[f"img_{i:04d}.jpg"] = [dets[j] for j in order]
+    return gt, pred

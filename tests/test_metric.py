@@ -1,0 +1,213 @@
+"""CLEval: hand-computed cases, invariances, agreement with the per-pair reference, files and CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kit.metric import (
+    CLEvalAccumulator,
+    CLEvalConfig,
+    aspect_ratio,
+    aspect_ratios,
+    evaluate,
+    evaluate_files,
+    evaluate_image,
+    false_char_count,
+    pseudo_char_centres,
+    pseudo_char_count,
+)
+from kit.paths import ROOT
+from tests.reference import make_workload, reference_cleval_image
+
+GOLDEN = ROOT.parent / "shared" / "cleval" / "cases"
+
+
+def box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
+
+
+WORD = box(10, 10, 110, 30)  # 100 x 20: aspect 0.2 -> 5 pseudo characters at x = 20, 40, ..., 100
+
+
+def test_pseudo_characters_of_a_word() -> None:
+    assert aspect_ratio(WORD) == pytest.approx(0.2, rel=1e-6)
+    assert pseudo_char_count(aspect_ratio(WORD)) == 5
+    np.testing.assert_allclose(pseudo_char_centres(WORD, 5), [[20, 20], [40, 20], [60, 20], [80, 20], [100, 20]])
+    assert pseudo_char_count(1.0) == 2  # round(2.5) == 2: Python rounds halves to even
+    assert pseudo_char_count(0.0) == 100 and false_char_count(0.0) == 100  # no hull: the cap
+    assert pseudo_char_count(aspect_ratio(box(0, 0, 2000, 10))) == 100
+    vertical = np.array([[10, 10], [30, 10], [30, 110], [10, 110]], float)
+    assert pseudo_char_count(aspect_ratio(vertical)) == 5
+
+
+def test_convex_shortcut_gives_qhull_character_counts() -> None:
+    gt, _ = make_workload(10, 115, 5)
+    rng = np.random.default_rng(0)
+    polygons = [p + rng.normal(0, 2, p.shape) for ps in gt.values() for p in ps]
+    polygons.append(np.array([[0, 0], [10, 0], [10, 10], [5, 3], [0, 10]], float))  # concave: Qhull path
+    with_qhull = [pseudo_char_count(r) for r in aspect_ratios(polygons)]
+    assert with_qhull == [pseudo_char_count(r) for r in aspect_ratios(polygons, hull_order=False)]
+
+
+def test_perfect_split_merge_miss_and_false_positive() -> None:
+    assert evaluate_image([WORD], [WORD]).scores() == {"precision": 1.0, "recall": 1.0, "hmean": 1.0}
+    halves = [box(10, 10, 60, 30), box(60, 10, 110, 30)]
+    split = evaluate_image([WORD], halves)
+    assert (split.num_char_tp, split.gran_recall, split.split, split.matches) == (5, 1.0, [0], [([0], [0, 1])])
+    assert (split.recall, split.precision) == pytest.approx((4 / 5, 1.0))
+
+    words = [box(10, 10, 60, 30), box(70, 10, 120, 30)]  # 50 x 20: aspect 0.4 -> 3 characters each
+    merged = evaluate_image(words, [box(10, 10, 120, 30)])
+    assert merged.merged == [0] and merged.gran_precision == 1.0
+    assert (merged.recall, merged.precision) == pytest.approx((1.0, 5 / 6))
+
+    missed = evaluate_image([WORD, box(10, 50, 110, 70)], [WORD])
+    assert missed.missed == [1] and missed.recall == pytest.approx(0.5) and missed.precision == 1.0
+
+    fp = evaluate_image([WORD], [WORD, box(200, 200, 240, 210)])  # 40 x 10: 1 / 0.25 -> 4 false characters
+    assert fp.false_positives == [1] and fp.num_char_fp == 4
+    assert fp.precision == pytest.approx(5 / 9)
+
+
+def test_area_precision_constraint_at_0_3() -> None:
+    gt = [box(0, 0, 100, 20)]  # centres at x = 10, 30, ..., 90 and y = 10
+    exactly = evaluate_image(gt, [box(0, 8, 30, 48)])  # 30 x 12 of 30 x 40 inside: area precision 0.3
+    assert exactly.matches == [([0], [0])] and exactly.num_char_tp == 1  # x = 30 is on its right edge: out
+    assert not evaluate_image(gt, [box(0, 8, 30, 49)]).matches  # 12 / 41 < 0.3: a false positive
+    assert evaluate_image(gt, [box(0, 8, 30, 49)]).false_positives == [0]
+    # two GT words in one detection: merged when the summed area precision reaches 0.3
+    pair = [box(0, 0, 40, 20), box(50, 0, 90, 20)]
+    assert evaluate_image(pair, [box(0, 8, 90, 40)]).merged == [0]  # 480 / 2880 each: 0.17 + 0.17 >= 0.3
+    assert not evaluate_image(pair, [box(0, 8, 90, 98)]).matches  # 960 / 8100 < 0.3
+
+
+def test_coordinates_are_truncated_toward_zero() -> None:
+    # 10.9 -> 10 and 110.99 -> 110: the truncated detection equals the GT exactly
+    det = box(10.9, 10.9, 110.99, 30.99)
+    assert evaluate_image([WORD], [det]).scores() == {"precision": 1.0, "recall": 1.0, "hmean": 1.0}
+    # a centre at x = 100 lies on the right edge of a box ending at 100.7 (truncated to 100): outside
+    left = evaluate_image([WORD], [box(10, 10, 100.7, 30)])
+    assert left.num_char_tp == 4
+
+
+def test_only_the_first_500_detections_count() -> None:
+    far = [box(1000 + 3 * i, 1000, 1002 + 3 * i, 1010) for i in range(500)]
+    result = evaluate_image([WORD], far + [WORD])
+    assert result.num_char_tp == 0 and len(result.skipped_det) == 1
+    assert evaluate_image([WORD], [WORD] + far).num_char_tp == 5
+
+
+def test_degenerate_and_short_polygons() -> None:
+    line = np.array([[10, 200], [50, 200], [90, 200], [130, 200]], float)  # collinear: no hull, 100 characters
+    result = evaluate_image([WORD, line], [WORD])
+    assert result.num_char_gt == 105 and result.recall == pytest.approx(5 / 105, rel=1e-6)
+    flat_det = evaluate_image([WORD], [WORD, line])
+    assert flat_det.num_char_fp == 100
+    short = evaluate_image([WORD], [WORD, np.array([[0, 0], [5, 0], [5, 5]], float)])
+    assert short.skipped_det == [1] and short.precision == 1.0
+
+
+def test_empty_gt_or_prediction_scores_zero() -> None:
+    assert evaluate_image([WORD], []).scores() == {"precision": 0.0, "recall": 0.0, "hmean": 0.0}
+    assert evaluate_image([], [WORD]).scores() == {"precision": 0.0, "recall": 0.0, "hmean": 0.0}
+    assert evaluate_image([], []).hmean == 0.0
+
+
+def test_self_intersecting_and_many_vertex_polygons() -> None:
+    bowtie = np.array([[10, 10], [110, 30], [110, 10], [10, 30]], float)
+    result = evaluate_image([WORD], [bowtie])  # ring area 0: no area precision, a false positive
+    assert result.num_char_tp == 0 and result.false_positives == [0]
+    xs = np.linspace(10, 110, 12)
+    poly = np.concatenate([np.stack([xs, np.full(12, 10.0)], 1), np.stack([xs[::-1], np.full(12, 30.0)], 1)])
+    many = evaluate_image([poly], [WORD])  # 24 points: top edge left to right, bottom edge back
+    assert many.gt_chars == [5] and many.scores() == {"precision": 1.0, "recall": 1.0, "hmean": 1.0}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_invariances(seed: int) -> None:
+    gt, pred = make_workload(1, 60, seed)
+    (name,) = gt
+    gts, dets = gt[name], pred[name]
+    assert evaluate_image(gts, gts).scores() == {"precision": 1.0, "recall": 1.0, "hmean": 1.0}
+    base = evaluate_image(gts, dets)
+    order = np.random.default_rng(seed).permutation(len(dets))
+    permuted = evaluate_image(gts, [dets[i] for i in order])
+    assert permuted.scores() == base.scores()
+    assert sorted(order[permuted.false_positives].tolist()) == sorted(base.false_positives)
+    shifted = evaluate_image([g + [37, 11] for g in gts], [d + [37, 11] for d in dets])
+    assert shifted.scores() == base.scores()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_equals_reference(seed: int) -> None:
+    gt, pred = make_workload(2, 80, 100 + seed)
+    for name in gt:
+        fast, ref = evaluate_image(gt[name], pred[name]), reference_cleval_image(gt[name], pred[name])
+        for key in ("precision", "recall", "hmean", "num_char_gt", "num_char_det", "num_char_tp", "num_char_fp",
+                    "gran_recall", "gran_precision", "num_splitted", "num_merged", "num_char_overlapped"):
+            assert getattr(fast, key) == getattr(ref, key), key
+
+
+def test_dataset_mean_pooled_accumulator_and_workers() -> None:
+    gt, pred = make_workload(6, 40, 7)
+    del pred["img_0003.jpg"]  # no detections for this image: it scores 0
+    mean = evaluate(gt, pred)
+    per = [evaluate_image(gt[n], pred.get(n, [])) for n in gt]
+    assert mean.hmean == pytest.approx(np.mean([r.hmean for r in per]), abs=1e-12)
+    assert mean.per_image["img_0003.jpg"].hmean == 0.0
+    pooled = evaluate(gt, pred, aggregation="pooled")
+    tp = sum(r.num_char_tp - r.gran_recall for r in per)
+    assert pooled.recall == pytest.approx(tp / sum(r.num_char_gt for r in per), rel=1e-6)
+    assert evaluate(gt, pred, workers=2).scores() == mean.scores()
+    acc = CLEvalAccumulator()
+    for name in gt:
+        acc.update(name, gt[name], pred.get(name, []))
+    assert acc.compute().scores() == mean.scores()
+    with pytest.raises(ValueError, match="not in the GT"):
+        evaluate(gt, {"stranger.jpg": []})
+
+
+def write_json(path: Path, polys: dict[str, list[np.ndarray]]) -> Path:
+    images = {name: {"img_w": 1280, "img_h": 1280,
+                     "words": {f"{i:04d}": {"points": p.tolist()} for i, p in enumerate(ps)}}
+              for name, ps in polys.items()}
+    path.write_text(json.dumps({"images": images}))
+    return path
+
+
+def test_files_and_command_line(tmp_path: Path) -> None:
+    gt, pred = make_workload(3, 30, 3)
+    gt_json, pred_json = write_json(tmp_path / "gt.json", gt), write_json(tmp_path / "pred.json", pred)
+    expected = evaluate(gt, pred)
+    assert evaluate_files(gt_json, pred_json).hmean == pytest.approx(expected.hmean, abs=1e-12)
+    out = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(pred_json), "--per-image"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    printed = json.loads(out.stdout)
+    assert printed["hmean"] == pytest.approx(expected.hmean, abs=1e-12)
+    assert set(printed["per_image"]) == set(gt)
+    write_json(tmp_path / "extra.json", {**pred, "stranger.jpg": []})
+    with pytest.raises(ValueError, match="stranger.jpg"):
+        evaluate_files(gt_json, tmp_path / "extra.json")
+
+
+def golden_cases() -> list[Path]:
+    return sorted(p for p in GOLDEN.iterdir() if p.is_dir()) if GOLDEN.is_dir() else []
+
+
+@pytest.mark.skipif(not golden_cases(), reason=f"no golden cases in {GOLDEN}")
+@pytest.mark.parametrize("case", golden_cases(), ids=lambda p: p.name)
+def test_golden_case(case: Path) -> None:
+    """A case folder holds gt.json, pred.json and expected.json ({precision, recall, hmean, per_image})."""
+    expected = json.loads((case / "expected.json").read_text())
+    result = evaluate_files(case / "gt.json", case / "pred.json")
+    for key in ("precision", "recall", "hmean"):
+        assert getattr(result, key) == pytest.approx(expected[key], abs=1e-6)
+    for name, scores in expected.get("per_image", {}).items():
+        for key, value in scores.items():
+            assert result.per_image[name].scores()[key] == pytest.approx(value, abs=1e-6)
