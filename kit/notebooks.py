@@ -13,6 +13,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 #: The main job on the embedded default data: notebook and its parameters, in order.
 MAIN_JOB: list[tuple[str, dict[str, Any]]] = [
     ("01_eda.ipynb", {"data_dir": "data/synth", "split": "train"}),
+    ("02_train.ipynb", {"arch": "resnet18", "preset": "smoke", "data_dir": "data/synth", "run_name": "demo-smoke"}),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import cv2
@@ -37,5 +38,29 @@ def show_samples(records: Sequence[ImageRecord], n: int = 4, cols: int = 4, seed
         thickness = max(1, round(max(r.width, r.height) / 600))
         ax.imshow(draw_polygons(read_image(r.path), r.polygons(), thickness=thickness))
         ax.set_title(f"{r.name} ({len(r.words)} words)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions(checkpoint: str | Path, records: Sequence[ImageRecord], n: int = 2,
+                     device: str = "cpu") -> plt.Figure:
+    """The first ``n`` records with GT (green) and the checkpoint's predictions (blue), at its own settings."""
+    from kit.postprocess import PostprocessConfig
+    from kit.predict import predict_image
+    from kit.train import model_from_checkpoint
+
+    model, state = model_from_checkpoint(checkpoint, device)
+    config = PostprocessConfig(**state["postprocess"])
+    chosen = list(records)[:n]
+    fig, axes = plt.subplots(1, max(1, len(chosen)), figsize=(7 * max(1, len(chosen)), 9), squeeze=False)
+    for ax, record in zip(axes.flat, chosen):
+        image = read_image(record.path)
+        polygons, _ = predict_image(model, image, state["eval_size"], config, device)
+        thickness = max(1, round(max(record.width, record.height) / 600))
+        drawn = draw_polygons(draw_polygons(image, record.polygons(), GT_COLOR, thickness), polygons, PRED_COLOR,
+                              thickness)
+        ax.imshow(drawn)
+        ax.set_title(f"{record.name}: {len(record.words)} GT (green), {len(polygons)} predicted (blue)", fontsize=9)
+        ax.axis("off")
     fig.tight_layout()
     return fig

@@ -1,0 +1,542 @@
+"""The training loop: plain PyTorch, GPU first, CPU works, DDP under torchrun.
+
+``train(resolve_config("hrnet_w44"))`` runs the report's HRNet-W44 experiment; every run
+writes ``outputs/<run>/`` (resolved config, ``metrics.csv``, ``train.log``, checkpoints)
+and appends one row to ``outputs/runs.csv``. Validation every epoch scores CLEval
+(the competition's per-image mean) after the postprocess; early stopping watches val
+H-mean, never val loss. Checkpoints carry the model config and postprocess settings, so
+inference needs only the file, and everything a resumed run needs to continue exactly:
+optimizer, scheduler, scaler, epoch, early-stopping state and history. Randomness is a
+function of (seed, epoch): shuffling and augmentation are reseeded every epoch, which is
+what makes a resumed run repeat the uninterrupted one.
+
+Command line: ``python -m kit.train --preset hrnet_w44 [--set lr=4e-4 --set fold=0] [--resume CKPT]``,
+or ``torchrun --nproc_per_node=N -m kit.train ...`` for several GPUs (batch size is per GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import json
+import logging
+import math
+import os
+import random
+import resource
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, get_worker_info
+from tqdm import tqdm
+
+from kit.data import ImageRecord, folds_file, load_split, split_by_fold
+from kit.dataset import AugConfig, TextDetectionDataset
+from kit.loss import LossConfig, db_loss
+from kit.metric import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
+from kit.model import DBNet, ModelConfig, build_model, count_parameters
+from kit.paths import OUTPUTS, project_path, resolve_data_dir
+from kit.postprocess import PostprocessConfig, postprocess
+from kit.presets import PRESETS, preset as load_preset
+from kit.targets import TargetConfig
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+NESTED = {"augment": AugConfig, "loss": LossConfig, "targets": TargetConfig, "postprocess": PostprocessConfig}
+RUNS_CSV = "runs.csv"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved as ``config.json`` in the run folder and in every checkpoint."""
+
+    arch: str = "resnet18"
+    pretrained: bool = False
+    pretrained_path: str | None = None
+    decoder: str = "db"
+    levels: list[int] | None = None
+    data_dir: str = "data/synth"
+    fold: int | None = None
+    n_folds: int = 5
+    fold_seed: int = 42
+    max_train_images: int | None = None
+    max_val_images: int | None = None
+    num_workers: int = 2
+    optimizer: str = "adam"
+    lr: float = 4.5e-4
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    t_max: int = 20
+    eta_min: float = 8e-6
+    warmup_epochs: int = 0
+    epochs: int = 20
+    patience: int = 5
+    batch_size: int = 8
+    grad_accum: int = 1
+    grad_clip: float | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+    seed: int = 42
+    schedule: list[list[int]] = field(default_factory=lambda: [[0, 640], [4, 960]])
+    eval_size: int | None = None
+    augment: AugConfig = field(default_factory=AugConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    preset: str | None = None
+    run_name: str | None = None
+    output_dir: str = "outputs"
+    tensorboard: bool = False
+    wandb: bool = False
+
+    def __post_init__(self) -> None:
+        for name, cls in NESTED.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, cls(**value))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if not self.schedule or self.schedule[0][0] != 0:
+            raise ValueError(f"schedule must start at epoch 0, e.g. [[0, 640], [4, 960]]; got {self.schedule}")
+
+    @property
+    def final_size(self) -> int:
+        """The validation resolution: ``eval_size``, else the schedule's last size."""
+        return self.eval_size or self.schedule[-1][1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_config(preset: str | None = None, **overrides: Any) -> TrainConfig:
+    """A preset (or the defaults) with ``overrides`` applied; ``None`` values keep the preset's.
+
+    Nested settings merge key by key, e.g. ``postprocess={"thresh": 0.25}``.
+    """
+    values: dict[str, Any] = load_preset(preset) if preset else {}
+    if preset:
+        values["preset"] = preset
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in NESTED and isinstance(value, dict):
+            values[key] = {**values.get(key, {}), **value}
+        else:
+            values[key] = value
+    return TrainConfig(**values)
+
+
+def config_for(arch: str, preset: str | None = None, **overrides: Any) -> TrainConfig:
+    """The notebook's rule: the preset defaults to the one named after ``arch`` (the report
+    presets are named by backbone); with another preset, ``arch`` replaces its backbone."""
+    name = preset or (arch if arch in PRESETS else None)
+    return resolve_config(name, arch=arch, **overrides)
+
+
+def size_for_epoch(schedule: list[list[int]], epoch: int) -> int:
+    """The training resolution of ``epoch`` under a progressive schedule ``[[start_epoch, size], ...]``."""
+    return [size for start, size in sorted(schedule) if start <= epoch][-1]
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+@dataclass
+class Runtime:
+    """Where this process runs: device, distributed rank and world size."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def start(cls) -> Runtime:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        cuda = torch.cuda.is_available()
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+        rank = dist.get_rank() if world > 1 else 0
+        if cuda:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            return cls(torch.device("cuda", local), rank, world)
+        return cls(torch.device("cpu"), rank, world)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int, base: int) -> None:
+    """Each loader worker reseeds its augmentation from (seed, epoch, worker)."""
+    info = get_worker_info()
+    info.dataset.transform.set_random_seed(base + worker_id)
+    np.random.seed(base + worker_id)
+    random.seed(base + worker_id)
+
+
+def make_loader(dataset: TextDetectionDataset, config: TrainConfig, epoch: int, train: bool,
+                runtime: Runtime) -> DataLoader:
+    """A loader whose shuffling and augmentation depend only on (seed, epoch)."""
+    base = config.seed * 100_003 + epoch * 1_009
+    generator = torch.Generator().manual_seed(base)
+    sampler = None
+    if train and runtime.world > 1:
+        sampler = DistributedSampler(dataset, num_replicas=runtime.world, rank=runtime.rank, seed=config.seed)
+        sampler.set_epoch(epoch)
+    if config.num_workers == 0:
+        dataset.transform.set_random_seed(base)
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=train and sampler is None, sampler=sampler,
+                      num_workers=config.num_workers, generator=generator,
+                      worker_init_fn=partial(_seed_worker, base=base) if config.num_workers else None,
+                      pin_memory=runtime.device.type == "cuda", persistent_workers=False)
+
+
+def load_records(config: TrainConfig, announce: bool = True) -> tuple[list[ImageRecord], list[ImageRecord], Path]:
+    """(train, validation, data folder): the val split, or fold ``fold`` of the train images held out."""
+    data_dir = resolve_data_dir(config.data_dir, announce=announce)
+    train, _ = load_split(data_dir, "train")
+    if config.fold is None:
+        val, _ = load_split(data_dir, "val")
+    else:
+        path = OUTPUTS / "folds" / f"{data_dir.name}-k{config.n_folds}-s{config.fold_seed}.json"
+        folds = folds_file([r.name for r in train], path, config.n_folds, config.fold_seed)
+        train, val = split_by_fold(train, folds, config.fold)
+    return train[: config.max_train_images], val[: config.max_val_images], data_dir
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """Adam or AdamW with cosine annealing per epoch, after an optional linear warmup."""
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = cls(model.parameters(), lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.t_max, eta_min=config.eta_min)
+    if config.warmup_epochs <= 0:
+        return optimizer, cosine
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / (config.warmup_epochs + 1),
+                                               total_iters=config.warmup_epochs)
+    return optimizer, torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], [config.warmup_epochs])
+
+
+def autocast(device: torch.device, precision: str):
+    """Mixed precision context (a no-op for fp32)."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
+    out = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    if channels_last:
+        out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, loader: DataLoader, gt: dict[str, list[np.ndarray]],
+             postprocess_config: PostprocessConfig, runtime: Runtime, precision: str,
+             progress: bool = True) -> dict[str, ImageResult]:
+    """CLEval per image of this process's share of the validation images."""
+    model.eval()
+    accumulator = CLEvalAccumulator()
+    for batch in tqdm(loader, desc="val", leave=False, disable=not progress):
+        with autocast(runtime.device, precision):
+            prob = model(batch["image"].to(runtime.device))["prob"][:, 0].float().cpu().numpy()
+        for i, name in enumerate(batch["name"]):
+            polygons, _ = postprocess(prob[i], tuple(batch["scale"][i].tolist()), tuple(batch["orig_size"][i].tolist()),
+                                      postprocess_config)
+            accumulator.update(name, gt[name], polygons)
+    return accumulator.per_image
+
+
+def gather_results(per_image: dict[str, ImageResult], runtime: Runtime) -> DatasetResult:
+    """Dataset CLEval over every rank's images (the whole validation set, not one shard)."""
+    if runtime.world > 1:
+        shards: list[dict[str, ImageResult]] = [{} for _ in range(runtime.world)]
+        dist.all_gather_object(shards, per_image)
+        per_image = {k: v for shard in shards for k, v in shard.items()}
+    return aggregate(per_image)
+
+
+def checkpoint_name(epoch: int, hmean: float) -> str:
+    """``best-epoch=09-val_hmean=0.9651.ckpt``."""
+    return f"best-epoch={epoch:02d}-val_hmean={hmean:.4f}.ckpt"
+
+
+def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint's contents (model weights, configs, training state)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def model_from_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> tuple[DBNet, dict[str, Any]]:
+    """The model (eval mode, on ``device``) and the checkpoint it came from: the file is all inference needs."""
+    state = load_checkpoint(path, device)
+    config = ModelConfig(**{**state["model_config"], "levels": tuple(state["model_config"]["levels"])})
+    model = DBNet(config, pretrained=False)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    run_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path
+    metrics: pd.DataFrame
+    summary: dict[str, Any]
+
+
+class _Logger:
+    """train.log, metrics.csv and the optional TensorBoard / Weights & Biases sinks (main process only)."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, enabled: bool):
+        self.enabled = enabled
+        self.log = logging.getLogger(f"kit.train.{run_dir.name}")
+        self.log.setLevel(logging.INFO)
+        self.tb = self.wandb = None
+        if not enabled:
+            return
+        if not any(isinstance(h, logging.FileHandler) for h in self.log.handlers):
+            handler = logging.FileHandler(run_dir / "train.log")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            self.log.addHandler(handler)
+        if config.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                self.log.warning("tensorboard requested but not installed; skipping it")
+        if config.wandb:
+            try:
+                import wandb
+
+                self.wandb = wandb.init(project="receipt-kit", name=run_dir.name, dir=str(run_dir), mode="offline",
+                                        config=config.to_dict())
+            except ImportError:
+                self.log.warning("wandb requested but not installed; skipping it")
+
+    def info(self, message: str) -> None:
+        if self.enabled:
+            self.log.info(message)
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        if self.tb is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key != "epoch":
+                    self.tb.add_scalar(key, value, row["epoch"])
+        if self.wandb is not None:
+            self.wandb.log(row, step=row["epoch"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _new_run_dir(config: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    fold = "val" if config.fold is None else f"fold{config.fold}"
+    name = config.run_name or f"{config.preset or config.arch}-{config.arch}-{fold}-s{config.seed}-{stamp}"
+    return project_path(config.output_dir) / name
+
+
+def _epochs(start: int, total: int, enabled: bool) -> Iterator[int]:
+    yield from tqdm(range(start, total), desc="epochs", initial=start, total=total, disable=not enabled)
+
+
+def train(config: TrainConfig, resume: Path | str | None = None, progress: bool = True) -> RunResult:
+    """Train ``config``; with ``resume`` (a checkpoint of the same run) continue where it stopped."""
+    runtime = Runtime.start()
+    state = load_checkpoint(resume, runtime.device) if resume else None
+    if state is not None:
+        config = TrainConfig(**state["train_config"])
+        run_dir = Path(resume).resolve().parent.parent
+    else:
+        run_dir = _new_run_dir(config)
+    ckpt_dir = run_dir / "checkpoints"
+    if runtime.main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
+    logger = _Logger(run_dir, config, runtime.main)
+    show = progress and runtime.main
+
+    train_records, val_records, data_dir = load_records(config, announce=runtime.main)
+    logger.info(f"data {data_dir}: {len(train_records)} train / {len(val_records)} val images")
+    seed_everything(config.seed)
+    model = build_model(config.arch, pretrained=config.pretrained and state is None, decoder=config.decoder,
+                        levels=tuple(config.levels) if config.levels else None,
+                        pretrained_path=config.pretrained_path if state is None else None).to(runtime.device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, scheduler = build_optimizer(model, config)
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=config.precision == "fp16")
+    history: list[dict[str, Any]] = []
+    best = {"hmean": -1.0, "epoch": -1, "path": None, "bad_epochs": 0}
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        logger.info(f"resumed from {resume} at epoch {start_epoch}")
+    raw_model = model
+    if runtime.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index]
+                                                          if runtime.device.type == "cuda" else None)
+    n_params = count_parameters(raw_model)
+
+    train_ds = TextDetectionDataset(train_records, size_for_epoch(config.schedule, start_epoch), config.augment,
+                                    config.targets)
+    val_ds = TextDetectionDataset(val_records[runtime.rank::runtime.world], config.final_size, None, config.targets)
+    val_gt = {r.name: r.polygons() for r in val_records}
+    started = time.time() - sum(row["epoch_time_s"] for row in history)
+
+    for epoch in _epochs(start_epoch, config.epochs, show):
+        if best["bad_epochs"] >= config.patience:
+            break
+        epoch_start = time.time()
+        train_ds.size = size_for_epoch(config.schedule, epoch)
+        model.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        optimizer.zero_grad(set_to_none=True)
+        loader = make_loader(train_ds, config, epoch, train=True, runtime=runtime)
+        bar = tqdm(loader, desc=f"epoch {epoch} @ {train_ds.size}px", leave=False, disable=not show)
+        for step, batch in enumerate(bar):
+            batch = to_device(batch, runtime.device, config.channels_last)
+            with autocast(runtime.device, config.precision):
+                outputs = model(batch["image"])
+            losses = db_loss(outputs, batch, config.loss)
+            scaler.scale(losses["total"] / config.grad_accum).backward()
+            if (step + 1) % config.grad_accum == 0 or step + 1 == len(loader):
+                if config.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            steps += 1
+            bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        train_time = time.time() - epoch_start
+
+        val_loader = make_loader(val_ds, config, epoch, train=False, runtime=runtime)
+        scores = gather_results(validate(raw_model, val_loader, val_gt, config.postprocess, runtime,
+                                         config.precision, show), runtime)
+        row = {"epoch": epoch, "lr": lr, "size": train_ds.size,
+               **{f"loss_{k}": v / max(steps, 1) for k, v in sums.items()},
+               "val_precision": scores.precision, "val_recall": scores.recall, "val_hmean": scores.hmean,
+               "val_images": len(scores.per_image), "epoch_time_s": time.time() - epoch_start,
+               "train_images_per_s": len(train_records) / max(train_time, 1e-9),
+               "peak_memory_mb": peak_memory_mb(runtime.device)}
+        history.append(row)
+        improved = scores.hmean > best["hmean"]
+        if improved:
+            best.update(hmean=scores.hmean, epoch=epoch, bad_epochs=0)
+        else:
+            best["bad_epochs"] += 1
+        if runtime.main:
+            if improved:
+                if best["path"] and Path(best["path"]).exists():
+                    Path(best["path"]).unlink()
+                best["path"] = str(ckpt_dir / checkpoint_name(epoch, scores.hmean))
+            ckpt = {"model": raw_model.state_dict(), "model_config": raw_model.config.to_dict(),
+                    "postprocess": config.postprocess.to_dict(), "eval_size": config.final_size,
+                    "train_config": config.to_dict(), "epoch": epoch, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "history": history,
+                    "best": best, "val": scores.scores()}
+            if improved:
+                torch.save(ckpt, best["path"])
+            torch.save(ckpt, ckpt_dir / "last.ckpt")
+            pd.DataFrame(history).to_csv(run_dir / "metrics.csv", index=False)
+            logger.epoch(row)
+            logger.info(json.dumps(row))
+
+    summary = {
+        "run": run_dir.name, "arch": config.arch, "preset": config.preset,
+        "fold": "val" if config.fold is None else config.fold, "params": n_params, "lr": config.lr,
+        "weight_decay": config.weight_decay, "epochs_run": len(history), "best_epoch": best["epoch"],
+        **{f"val_{k}": next((r[f"val_{k}"] for r in history if r["epoch"] == best["epoch"]), math.nan)
+           for k in ("precision", "recall", "hmean")},
+        "train_time_s": time.time() - started, "peak_memory_mb": max((r["peak_memory_mb"] for r in history), default=0),
+        "seed": config.seed, "finished": datetime.now().isoformat(timespec="seconds"),
+    }
+    summary["pr_gap"] = summary["val_precision"] - summary["val_recall"]
+    if runtime.main:
+        append_run(project_path(config.output_dir) / RUNS_CSV, summary)
+        logger.info(f"done: {json.dumps(summary)}")
+    logger.close()
+    return RunResult(run_dir, Path(best["path"]) if best["path"] else None, ckpt_dir / "last.ckpt",
+                     pd.DataFrame(history), summary)
+
+
+def append_run(path: Path, summary: dict[str, Any]) -> None:
+    """Append one summary row to ``runs.csv`` (header written once; new columns extend it)."""
+    rows = pd.read_csv(path).to_dict("records") if path.is_file() else []
+    rows.append(summary)
+    pd.DataFrame(rows).to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kit.train", description="Train DBNet with a preset.")
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set lr=4e-4 --set 'schedule=[[0,640],[4,960]]'")
+    parser.add_argument("--resume", type=Path, default=None, help="a checkpoint of the run to continue")
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            parser.error(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
+    result = train(resolve_config(args.preset, **overrides), resume=args.resume)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(json.dumps(result.summary, default=str))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The training loop: presets, schedules, progressive resolution, early stopping, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import kit.train as kt
+from kit.paths import ROOT
+from kit.presets import PRESETS
+from kit.train import (
+    build_optimizer,
+    checkpoint_name,
+    model_from_checkpoint,
+    resolve_config,
+    size_for_epoch,
+    train,
+)
+
+
+def tiny(synth_dir: Path, tmp_path: Path, **overrides) -> kt.TrainConfig:
+    """A run that takes seconds on a CPU."""
+    settings = dict(data_dir=str(synth_dir), epochs=3, batch_size=2, max_train_images=4, max_val_images=2,
+                    schedule=[[0, 128], [2, 160]], num_workers=0, output_dir=str(tmp_path), lr=1e-3)
+    return resolve_config("smoke", **{**settings, **overrides})
+
+
+def test_report_presets_are_the_reports_recipes() -> None:
+    wd = {"efficientnet_b3": 8.5e-5, "convnext_tiny": 8.5e-5, "convnext_small": 1.2e-4, "hrnet_w44": 8.2e-5}
+    for arch, decay in wd.items():
+        config = resolve_config(arch)
+        assert (config.arch, config.weight_decay, config.optimizer) == (arch, decay, "adam")
+        assert config.lr == (4e-4 if arch == "convnext_small" else 4.5e-4)
+        assert (config.t_max, config.eta_min, config.epochs, config.patience, config.batch_size) == (20, 8e-6, 20, 5, 8)
+        assert config.precision == "fp32" and config.schedule == [[0, 640], [4, 960]] and config.pretrained
+    assert set(PRESETS) >= {"smoke", *wd}
+
+
+def test_overrides_nested_settings_and_errors() -> None:
+    config = resolve_config("hrnet_w44", lr=1e-3, epochs=None, postprocess={"thresh": 0.25}, fold=0)
+    assert (config.lr, config.epochs, config.postprocess.thresh, config.postprocess.box_thresh) == (1e-3, 20, 0.25, 0.4)
+    with pytest.raises(ValueError, match="unknown setting"):
+        resolve_config("hrnet_w44", learning_rate=1e-3)
+    with pytest.raises(ValueError, match="unknown preset 'hrnet'"):
+        resolve_config("hrnet")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_config(precision="fp8")
+
+
+def test_cosine_schedule_per_epoch_matches_the_preset() -> None:
+    config = resolve_config("hrnet_w44")
+    optimizer, scheduler = build_optimizer(torch.nn.Linear(2, 2), config)
+    for epoch in range(config.epochs):
+        expected = config.eta_min + (config.lr - config.eta_min) * (1 + math.cos(math.pi * epoch / config.t_max)) / 2
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-9)
+        assert optimizer.param_groups[0]["weight_decay"] == 8.2e-5
+        optimizer.step()
+        scheduler.step()
+    warm_opt, warm = build_optimizer(torch.nn.Linear(2, 2), resolve_config("hrnet_w44", warmup_epochs=2))
+    lrs = []
+    for _ in range(4):
+        lrs.append(warm_opt.param_groups[0]["lr"])
+        warm_opt.step()
+        warm.step()
+    assert lrs[0] == pytest.approx(4.5e-4 / 3) and lrs[1] == pytest.approx(4.5e-4 * 2 / 3)
+    assert lrs[2] == pytest.approx(4.5e-4)
+
+
+def test_resolution_schedule() -> None:
+    assert [size_for_epoch([[0, 640], [4, 960]], e) for e in range(6)] == [640] * 4 + [960] * 2
+    three = [[0, 640], [3, 800], [6, 960]]
+    assert [size_for_epoch(three, e) for e in (0, 2, 3, 5, 6, 19)] == [640, 640, 800, 800, 960, 960]
+
+
+def test_batches_really_change_resolution_and_runs_are_recorded(synth_dir: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    shapes: list[tuple[int, ...]] = []
+    real_loss = kt.db_loss
+
+    def recording_loss(outputs, batch, config=None):
+        shapes.append(tuple(batch["image"].shape))
+        return real_loss(outputs, batch, config)
+
+    monkeypatch.setattr(kt, "db_loss", recording_loss)
+    result = train(tiny(synth_dir, tmp_path, run_name="shapes"), progress=False)
+    assert shapes == [(2, 3, 128, 128)] * 4 + [(2, 3, 160, 160)] * 2  # 2 steps per epoch, switch at epoch 2
+    metrics = pd.read_csv(result.run_dir / "metrics.csv")
+    assert metrics["size"].tolist() == [128, 128, 160]
+    assert {"loss_prob", "loss_thresh", "loss_binary", "val_hmean", "lr", "epoch_time_s", "peak_memory_mb"} <= set(
+        metrics.columns)
+    assert json.loads((result.run_dir / "config.json").read_text())["schedule"] == [[0, 128], [2, 160]]
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert runs.iloc[-1]["run"] == "shapes" and runs.iloc[-1]["params"] > 1e7
+    assert {"best_epoch", "val_hmean", "pr_gap", "train_time_s", "fold", "weight_decay"} <= set(runs.columns)
+
+
+def test_early_stopping_on_val_hmean_and_checkpoint_names(synth_dir: Path, tmp_path: Path) -> None:
+    result = train(tiny(synth_dir, tmp_path, epochs=6, patience=2, lr=0.0, run_name="stop"), progress=False)
+    # the untrained model never improves on its first H-mean: epochs 0, 1, 2 run, then it stops
+    assert result.summary["epochs_run"] == 3 and result.summary["best_epoch"] == 0
+    names = sorted(p.name for p in (result.run_dir / "checkpoints").iterdir())
+    hmean = result.metrics.loc[0, "val_hmean"]
+    assert names == [checkpoint_name(0, hmean), "last.ckpt"]
+    assert checkpoint_name(9, 0.96512) == "best-epoch=09-val_hmean=0.9651.ckpt"
+
+
+def test_checkpoint_is_self_describing(synth_dir: Path, tmp_path: Path) -> None:
+    result = train(tiny(synth_dir, tmp_path, epochs=1, postprocess={"thresh": 0.2}, run_name="ckpt"),
+                   progress=False)
+    model, state = model_from_checkpoint(result.best_checkpoint)
+    assert state["postprocess"]["thresh"] == 0.2 and state["eval_size"] == 160
+    assert state["model_config"]["arch"] == "resnet18"
+    assert model(torch.zeros(1, 3, 64, 64))["prob"].shape == (1, 1, 64, 64)
+
+
+def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    full = train(tiny(synth_dir, tmp_path, run_name="full"), progress=False).metrics
+
+    calls = {"n": 0}
+    real_validate = kt.validate
+
+    def crash_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated crash during epoch 2")
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(kt, "validate", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(synth_dir, tmp_path, run_name="crashed"), progress=False)
+    monkeypatch.setattr(kt, "validate", real_validate)
+    resumed = train(tiny(synth_dir, tmp_path), resume=tmp_path / "crashed" / "checkpoints" / "last.ckpt",
+                    progress=False).metrics
+    columns = ["epoch", "lr", "size", "loss_total", "loss_prob", "loss_thresh", "loss_binary", "val_hmean"]
+    pd.testing.assert_frame_equal(resumed[columns], full[columns], rtol=1e-5)
+
+
+def test_command_line_and_distributed_validation_over_all_images(synth_dir: Path, tmp_path: Path) -> None:
+    """torchrun with 2 CPU processes (gloo): each validates half, the metric sees every image."""
+    args = ["--preset", "smoke", "--set", f"data_dir={str(synth_dir)!r}", "--set", "epochs=1", "--set",
+            "max_train_images=4", "--set", "max_val_images=3", "--set", "schedule=[[0,128]]", "--set",
+            "num_workers=0", "--set", f"output_dir={str(tmp_path)!r}", "--set", "run_name='ddp'"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "kit.train",
+                          *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
+    assert metrics["val_images"].tolist() == [3]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["run"] == "ddp" and summary["epochs_run"] == 1
