@@ -49,6 +49,12 @@ class AugConfig:
         return asdict(self)
 
 
+def letterbox_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) of an image resized so that its longest side is ``size``."""
+    ratio = size / max(height, width)
+    return max(1, round(width * ratio)), max(1, round(height * ratio))
+
+
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float]]:
     """Resize so the longest side is ``size``, pad bottom/right with zeros to ``size`` x ``size``.
 
@@ -56,10 +62,9 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, fl
     side makes them differ slightly); a point (x, y) maps to (x * sx, y * sy).
     """
     height, width = image.shape[:2]
-    ratio = size / max(height, width)
-    new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
+    new_w, new_h = letterbox_size(width, height, size)
     canvas = np.zeros((size, size) + image.shape[2:], image.dtype)
-    interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_AREA if new_w < width else cv2.INTER_LINEAR
     canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
     return canvas, (new_w / width, new_h / height)
 

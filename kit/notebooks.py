@@ -14,6 +14,11 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 MAIN_JOB: list[tuple[str, dict[str, Any]]] = [
     ("01_eda.ipynb", {"data_dir": "data/synth", "split": "train"}),
     ("02_train.ipynb", {"arch": "resnet18", "preset": "smoke", "data_dir": "data/synth", "run_name": "demo-smoke"}),
+    ("04_ensemble.ipynb", {"checkpoints": ["outputs/demo-smoke/checkpoints/best-*.ckpt",
+                                           "outputs/demo-smoke/checkpoints/last.ckpt"],
+                           "data_dir": "data/synth", "max_images": 10, "output_dir": "outputs/ensemble"}),
+    ("05_submission.ipynb", {"checkpoints": ["outputs/demo-smoke/checkpoints/best-*.ckpt"], "data_dir": "data/synth",
+                             "out_csv": "outputs/submission.csv"}),
 ]
 
 

@@ -39,3 +39,19 @@ def resolve_data_dir(data_dir: Path | str, announce: bool = True) -> Path:
             f"{path}: no dataset here (expected jsons/train.json, val.json or test.json and images/<split>/)"
         )
     return path
+
+
+def expand_checkpoints(patterns: str | list[str]) -> list[Path]:
+    """Checkpoint paths from paths or glob patterns (relative to the project root), in order, each pattern sorted.
+
+    A pattern that matches nothing is an error naming it, not an empty ensemble.
+    """
+    found: list[Path] = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        path = project_path(pattern)
+        matches = sorted(path.parent.glob(path.name)) if any(c in path.name for c in "*?[") else [path]
+        matches = [m for m in matches if m.is_file()]
+        if not matches:
+            raise FileNotFoundError(f"no checkpoint matches {pattern!r}")
+        found.extend(m for m in matches if m not in found)
+    return found

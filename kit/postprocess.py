@@ -142,7 +142,8 @@ def postprocess(prob: np.ndarray, scale: tuple[float, float], image_size: tuple[
 
     ``prob``: (H, W) probability map of the network input; ``scale``: (sx, sy) from the
     original image to that input (see :func:`kit.dataset.letterbox`); ``image_size``:
-    the original (width, height).
+    the original (width, height). The letterbox padding beyond the image is cropped off first.
     """
     config = config or PostprocessConfig()
-    return polygons_from_regions(*score_regions(prob, config), scale, image_size, config)
+    valid = prob[: round(image_size[1] * scale[1]), : round(image_size[0] * scale[0])]
+    return polygons_from_regions(*score_regions(valid, config), scale, image_size, config)

@@ -1,14 +1,42 @@
-"""Inference: probability maps and polygons in original image coordinates."""
+"""Inference: checkpoints (one, a fold ensemble or a cross-backbone "hybrid") with test-time augmentation.
+
+Every model and every TTA view produces a probability map that is mapped back exactly into
+one common frame, the letterbox of the original image at ``size`` (the first checkpoint's
+evaluation size unless given); the maps are averaged there (TTA views equally, models with
+``weights``) and postprocessed once. Map averaging is what makes ensembles work: merging
+polygons (voting, WBF) never beat the best single model in the competition.
+
+TTA views: ``hflip``, ``vflip``, ``rot90``, ``rot180``, ``rot270`` and ``scale=0.9`` style
+multi-scale. A view transforms the *original* image, is letterboxed and predicted, and its
+map's valid region is transformed back (un-flipped, un-rotated) and resized to the common
+frame, so nothing can be left flipped.
+
+Command line: ``python -m kit.predict --ckpt A.ckpt [--ckpt B.ckpt] --images DIR --out pred.json
+[--tta hflip,vflip,scale=0.9,scale=1.1] [--weights 0.6,0.4] [--thresh 0.3 --box-thresh 0.4]``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from kit.dataset import build_transform, letterbox
+from kit.data import ImageRecord, Word, read_image, to_json_doc
+from kit.dataset import build_transform, letterbox, letterbox_size
+from kit.metric import CLEvalAccumulator
 from kit.postprocess import PostprocessConfig, postprocess
+from kit.train import PRECISIONS, model_from_checkpoint
 
 _NORMALIZE = build_transform(None)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def image_tensor(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[float, float]]:
@@ -18,11 +46,182 @@ def image_tensor(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[floa
     return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None], scale
 
 
-@torch.no_grad()
+@dataclass(frozen=True)
+class View:
+    """One TTA view: a flip / rotation of the original image and a scale of the letterbox size."""
+
+    name: str = "identity"
+    scale: float = 1.0
+
+    def forward(self, image: np.ndarray) -> np.ndarray:
+        return {"identity": lambda a: a, "hflip": lambda a: a[:, ::-1], "vflip": lambda a: a[::-1],
+                "rot90": lambda a: np.rot90(a, 1), "rot180": lambda a: np.rot90(a, 2),
+                "rot270": lambda a: np.rot90(a, 3)}[self.name](image)
+
+    def inverse(self, prob: np.ndarray) -> np.ndarray:
+        return {"identity": lambda a: a, "hflip": lambda a: a[:, ::-1], "vflip": lambda a: a[::-1],
+                "rot90": lambda a: np.rot90(a, -1), "rot180": lambda a: np.rot90(a, -2),
+                "rot270": lambda a: np.rot90(a, -3)}[self.name](prob)
+
+
+def parse_tta(spec: str | Sequence[str] | None) -> list[View]:
+    """``"hflip,vflip,scale=0.9,scale=1.1"`` -> the identity view plus those views (scales at identity)."""
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec or []) if s.strip()]
+    views = [View()]
+    for item in items:
+        if item.startswith("scale="):
+            views.append(View(scale=float(item.split("=", 1)[1])))
+        elif item in ("hflip", "vflip", "rot90", "rot180", "rot270"):
+            views.append(View(item))
+        elif item != "identity":
+            raise ValueError(f"unknown TTA view {item!r}; use hflip, vflip, rot90, rot180, rot270 or scale=<f>")
+    return list(dict.fromkeys(views))
+
+
+class Predictor:
+    """Weighted map averaging over checkpoints and TTA views, then the postprocess."""
+
+    def __init__(self, models: Sequence[torch.nn.Module], sizes: Sequence[int], config: PostprocessConfig,
+                 weights: Sequence[float] | None = None, tta: str | Sequence[str] | None = None,
+                 size: int | None = None, device: str | torch.device = "cpu", precision: str = "fp32"):
+        if not models or len(sizes) != len(models):
+            raise ValueError("give at least one model, and one evaluation size per model")
+        weights = list(weights) if weights is not None else [1.0] * len(models)
+        if len(weights) != len(models) or sum(weights) <= 0:
+            raise ValueError(f"{len(weights)} weights for {len(models)} models")
+        self.models = [m.eval() for m in models]
+        self.sizes = [int(s) for s in sizes]
+        self.weights = [w / sum(weights) for w in weights]
+        self.views = parse_tta(tta)
+        self.size = size or self.sizes[0]
+        self.config = config
+        self.device = torch.device(device)
+        self.dtype = PRECISIONS[precision]
+
+    @classmethod
+    def load(cls, checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
+             tta: str | Sequence[str] | None = None, size: int | None = None,
+             config: PostprocessConfig | None = None, device: str | None = None, precision: str = "fp32") -> Predictor:
+        """Checkpoints (each with its own backbone and evaluation size); the first one's postprocess settings."""
+        if not checkpoints:
+            raise ValueError("give at least one checkpoint")
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        loaded = [model_from_checkpoint(c, device) for c in checkpoints]
+        config = config or PostprocessConfig(**loaded[0][1]["postprocess"])
+        return cls([m for m, _ in loaded], [state["eval_size"] for _, state in loaded], config, weights, tta, size,
+                   device, precision)
+
+    @torch.no_grad()
+    def prob_map(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        """The averaged probability map in the common frame (its valid region) and that frame's scale."""
+        height, width = image.shape[:2]
+        frame = letterbox_size(width, height, self.size)
+        scale = (frame[0] / width, frame[1] / height)
+        total = np.zeros((frame[1], frame[0]), np.float32)
+        for model, model_size, weight in zip(self.models, self.sizes, self.weights):
+            for view, prob in zip(self.views, self._view_maps(model, model_size, image)):
+                total += weight / len(self.views) * cv2.resize(view.inverse(prob), frame, interpolation=cv2.INTER_LINEAR)
+        return total, scale
+
+    def _view_maps(self, model: torch.nn.Module, model_size: int, image: np.ndarray) -> list[np.ndarray]:
+        """Each view's map, cropped to its valid region, still in the view's orientation."""
+        tensors, valid = [], []
+        for view in self.views:
+            viewed = np.ascontiguousarray(view.forward(image))
+            size = max(32, round(model_size * view.scale))
+            tensor, _ = image_tensor(viewed, size)
+            tensors.append((size, tensor))
+            valid_w, valid_h = letterbox_size(viewed.shape[1], viewed.shape[0], size)
+            valid.append((valid_h, valid_w))
+        maps = []
+        for size in dict.fromkeys(s for s, _ in tensors):  # one batch per input size
+            batch = torch.cat([t for s, t in tensors if s == size]).to(self.device)
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                probs = model(batch)["prob"][:, 0].float().cpu().numpy()
+            maps.extend(zip([i for i, (s, _) in enumerate(tensors) if s == size], probs))
+        maps.sort(key=lambda item: item[0])
+        return [prob[: valid[i][0], : valid[i][1]] for i, prob in maps]
+
+    def predict(self, image: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
+        """Polygons (original image coordinates) and scores for one RGB image."""
+        prob, scale = self.prob_map(image)
+        height, width = image.shape[:2]
+        return postprocess(prob, scale, (width, height), self.config)
+
+
 def predict_image(model: torch.nn.Module, image: np.ndarray, size: int, config: PostprocessConfig | None = None,
                   device: str | torch.device = "cpu") -> tuple[list[np.ndarray], list[float]]:
-    """Polygons (original image coordinates) and scores for one RGB image."""
+    """Polygons and scores of one model on one RGB image, no TTA."""
     tensor, scale = image_tensor(image, size)
-    prob = model.eval()(tensor.to(device))["prob"][0, 0].float().cpu().numpy()
+    with torch.no_grad():
+        prob = model.eval()(tensor.to(device))["prob"][0, 0].float().cpu().numpy()
     height, width = image.shape[:2]
     return postprocess(prob, scale, (width, height), config)
+
+
+def image_records(images: str | Path | Iterable[ImageRecord]) -> list[ImageRecord]:
+    """Records for a folder of images (sizes read from the files) or the given records."""
+    if isinstance(images, (str, Path)):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder not found: {folder}")
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        records = []
+        for p in paths:
+            height, width = read_image(p).shape[:2]
+            records.append(ImageRecord(p.name, p, width, height))
+        return records
+    return list(images)
+
+
+def predict(predictor: Predictor, images: str | Path | Iterable[ImageRecord],
+            progress: bool = True) -> list[ImageRecord]:
+    """Predictions as records (competition schema via :func:`kit.data.write_annotations`); scores kept per word."""
+    out = []
+    for record in tqdm(image_records(images), desc="predict", disable=not progress):
+        polygons, scores = predictor.predict(read_image(record.path))
+        words = [Word(f"{i + 1:04d}", p, extra={"score": round(s, 6)}) for i, (p, s) in enumerate(zip(polygons, scores))]
+        out.append(replace(record, words=words, extra={}))
+    return out
+
+
+def evaluate_predictor(predictor: Predictor, records: Sequence[ImageRecord], progress: bool = True) -> dict[str, float]:
+    """CLEval (mean over images) of a predictor on annotated records, with its speed in ms/image."""
+    accumulator = CLEvalAccumulator()
+    start = time.perf_counter()
+    for record in tqdm(records, desc="evaluate", disable=not progress):
+        polygons, _ = predictor.predict(read_image(record.path))
+        accumulator.update(record.name, record.polygons(), polygons)
+    elapsed = time.perf_counter() - start
+    return {**accumulator.compute().scores(), "ms_per_image": 1000 * elapsed / max(len(records), 1)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kit.predict", description="Predict word polygons.")
+    parser.add_argument("--ckpt", action="append", required=True, type=Path, help="repeat for an ensemble")
+    parser.add_argument("--images", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--tta", default="", help="e.g. hflip,vflip,rot90,scale=0.9,scale=1.1")
+    parser.add_argument("--weights", default=None, help="comma-separated, one per checkpoint")
+    parser.add_argument("--size", type=int, default=None)
+    parser.add_argument("--thresh", type=float, default=None)
+    parser.add_argument("--box-thresh", type=float, default=None)
+    parser.add_argument("--unclip-ratio", type=float, default=None)
+    parser.add_argument("--output", choices=("polygon", "quad"), default=None)
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
+    args = parser.parse_args(argv)
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    predictor = Predictor.load(args.ckpt, weights, args.tta, args.size, precision=args.precision)
+    overrides = {k: v for k, v in {"thresh": args.thresh, "box_thresh": args.box_thresh,
+                                   "unclip_ratio": args.unclip_ratio, "output": args.output}.items() if v is not None}
+    predictor.config = replace(predictor.config, **overrides)
+    records = predict(predictor, args.images)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(to_json_doc(records)), encoding="utf-8")
+    print(f"{sum(len(r.words) for r in records)} polygons on {len(records)} images -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,7 @@ import math
 import os
 import random
 import resource
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -387,6 +388,8 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
         run_dir = Path(resume).resolve().parent.parent
     else:
         run_dir = _new_run_dir(config)
+        if runtime.main and run_dir.exists():  # a run name names one run: training it again starts afresh
+            shutil.rmtree(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     if runtime.main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)

@@ -42,25 +42,29 @@ def show_samples(records: Sequence[ImageRecord], n: int = 4, cols: int = 4, seed
     return fig
 
 
-def show_predictions(checkpoint: str | Path, records: Sequence[ImageRecord], n: int = 2,
-                     device: str = "cpu") -> plt.Figure:
-    """The first ``n`` records with GT (green) and the checkpoint's predictions (blue), at its own settings."""
-    from kit.postprocess import PostprocessConfig
-    from kit.predict import predict_image
-    from kit.train import model_from_checkpoint
-
-    model, state = model_from_checkpoint(checkpoint, device)
-    config = PostprocessConfig(**state["postprocess"])
+def show_overlays(records: Sequence[ImageRecord], predictions: dict[str, list[np.ndarray]],
+                  n: int = 2) -> plt.Figure:
+    """The first ``n`` records with their GT (green, if any) and ``predictions`` (blue)."""
     chosen = list(records)[:n]
     fig, axes = plt.subplots(1, max(1, len(chosen)), figsize=(7 * max(1, len(chosen)), 9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
     for ax, record in zip(axes.flat, chosen):
         image = read_image(record.path)
-        polygons, _ = predict_image(model, image, state["eval_size"], config, device)
-        thickness = max(1, round(max(record.width, record.height) / 600))
-        drawn = draw_polygons(draw_polygons(image, record.polygons(), GT_COLOR, thickness), polygons, PRED_COLOR,
+        predicted = predictions.get(record.name, [])
+        thickness = max(1, round(max(image.shape[:2]) / 600))
+        drawn = draw_polygons(draw_polygons(image, record.polygons(), GT_COLOR, thickness), predicted, PRED_COLOR,
                               thickness)
         ax.imshow(drawn)
-        ax.set_title(f"{record.name}: {len(record.words)} GT (green), {len(polygons)} predicted (blue)", fontsize=9)
-        ax.axis("off")
+        ax.set_title(f"{record.name}: {len(record.words)} GT (green), {len(predicted)} predicted (blue)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def show_predictions(checkpoint: str | Path, records: Sequence[ImageRecord], n: int = 2) -> plt.Figure:
+    """The first ``n`` records with GT and one checkpoint's predictions at its own settings."""
+    from kit.predict import Predictor
+
+    predictor = Predictor.load([checkpoint], device="cpu")
+    chosen = list(records)[:n]
+    return show_overlays(chosen, {r.name: predictor.predict(read_image(r.path))[0] for r in chosen}, n)

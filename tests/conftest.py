@@ -25,3 +25,15 @@ def sroie_dir() -> Path:
     if not (SROIE_DIR / "jsons" / "train.json").is_file():
         pytest.skip(f"{SROIE_DIR} not present")
     return SROIE_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The best checkpoint of a one-epoch CPU run on the tiny synthetic data."""
+    from kit.train import resolve_config, train
+
+    out = tmp_path_factory.mktemp("runs")
+    config = resolve_config("smoke", data_dir=str(synth_dir), epochs=1, batch_size=2, max_train_images=2,
+                            max_val_images=2, schedule=[[0, 160]], num_workers=0, output_dir=str(out),
+                            run_name="tiny", postprocess={"thresh": 0.45, "box_thresh": 0.5})
+    return train(config, progress=False).best_checkpoint

@@ -12,18 +12,23 @@ from kit.notebooks import NOTEBOOK_DIR, run_notebook
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 
 
-def tiny_parameters(synth_dir: Path, out: Path) -> dict[str, dict]:
+def tiny_parameters(synth_dir: Path, out: Path, checkpoint: Path) -> dict[str, dict]:
     """Parameters that make each notebook run in seconds on a CPU."""
     return {
         "01_eda.ipynb": {"data_dir": str(synth_dir), "split": "train", "n_samples": 2},
         "02_train.ipynb": {"arch": "resnet18", "preset": "smoke", "data_dir": str(synth_dir), "epochs": 2,
                            "max_train_images": 2, "max_val_images": 1, "schedule": [[0, 128], [1, 160]],
                            "num_workers": 0, "output_dir": str(out / "runs"), "n_examples": 1},
+        "04_ensemble.ipynb": {"checkpoints": [str(checkpoint), str(checkpoint)], "data_dir": str(synth_dir),
+                              "max_images": 2, "thresholds": [0.45, 0.5], "box_thresholds": [0.5, 0.55],
+                              "unclip_ratios": [2.0], "search_workers": 1, "output_dir": str(out / "ensemble")},
+        "05_submission.ipynb": {"checkpoints": [str(checkpoint)], "tta": "hflip", "data_dir": str(synth_dir),
+                                "out_csv": str(out / "submission.csv"), "n_show": 1},
     }
 
 
 def test_expected_notebooks_exist() -> None:
-    assert {"01_eda.ipynb", "02_train.ipynb"} <= set(NOTEBOOKS)
+    assert {"01_eda.ipynb", "02_train.ipynb", "04_ensemble.ipynb", "05_submission.ipynb"} <= set(NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -37,8 +42,8 @@ def test_committed_without_outputs(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_runs_headless(name: str, synth_dir: Path, tmp_path: Path) -> None:
-    params = tiny_parameters(synth_dir, tmp_path)
+def test_runs_headless(name: str, synth_dir: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    params = tiny_parameters(synth_dir, tmp_path, tiny_checkpoint)
     assert name in params, f"{name}: add tiny CI parameters for it here"
     out = run_notebook(name, tmp_path, params[name], progress=False)
     executed = nbformat.read(out, as_version=4)

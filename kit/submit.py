@@ -1,0 +1,152 @@
+"""The leaderboard CSV: writer, reader and validator.
+
+Format: header ``filename,polygons``; one row per test image in the test JSON's order;
+``polygons`` holds polygons separated by ``|``, each as integer coordinates separated by
+spaces (``x1 y1 x2 y2 ...``). The leaderboard scores at most 500 polygons per image, so the
+writer keeps the 500 best-scoring. Coordinates are rounded to the nearest integer.
+
+``python -m kit.submit --check sub.csv --images DIR`` (or ``--test-json``) lists every
+problem a leaderboard would reject and exits with status 1 if there is any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from kit.data import ImageRecord, Word, read_annotations
+from kit.predict import image_records
+
+HEADER = ["filename", "polygons"]
+MAX_POLYGONS = 500
+#: How far outside the image a coordinate may lie before the validator calls it wrong (fraction of the side).
+OUTSIDE_MARGIN = 0.1
+
+
+def _score(word: Word) -> float:
+    return float(word.extra.get("score", 0.0))
+
+
+def polygon_text(points: np.ndarray) -> str:
+    return " ".join(str(int(v)) for v in np.rint(np.asarray(points, np.float64)).astype(np.int64).ravel())
+
+
+def write_submission(predictions: Sequence[ImageRecord], order: Sequence[str], path: str | Path) -> Path:
+    """Write the CSV for the images in ``order`` (the test JSON's); images without predictions get an empty row."""
+    by_name = {r.name: r for r in predictions}
+    unknown = sorted(set(by_name) - set(order))
+    if unknown:
+        raise ValueError(f"{len(unknown)} predicted images are not test images, e.g. {unknown[0]!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        for name in order:
+            words = by_name[name].words if name in by_name else []
+            best = sorted(words, key=_score, reverse=True)[:MAX_POLYGONS]
+            writer.writerow([name, "|".join(polygon_text(w.points) for w in best)])
+    return path
+
+
+@dataclass
+class Problem:
+    """One reason the leaderboard would reject (or misread) a submission."""
+
+    row: int | None
+    image: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" if self.row is not None else "file"
+        return f"{where}{f' ({self.image})' if self.image else ''}: {self.message}"
+
+
+def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Problem]:
+    """Every problem in the CSV at ``path`` against the test ``images`` (their names and sizes)."""
+    path = Path(path)
+    if not path.is_file():
+        return [Problem(None, None, f"{path} not found")]
+    sizes = {r.name: (r.width, r.height) for r in images}
+    problems: list[Problem] = []
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != HEADER:
+        return [Problem(None, None, f"header must be {','.join(HEADER)}, got {','.join(rows[0]) if rows else 'nothing'}")]
+    seen: set[str] = set()
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != 2:
+            problems.append(Problem(number, row[0] if row else None, f"expected 2 columns, got {len(row)}"))
+            continue
+        name, text = row
+        if name in seen:
+            problems.append(Problem(number, name, "image listed twice"))
+        seen.add(name)
+        if name not in sizes:
+            problems.append(Problem(number, name, "not a test image"))
+            continue
+        width, height = sizes[name]
+        polygons = [p for p in text.split("|")] if text.strip() else []
+        if len(polygons) > MAX_POLYGONS:
+            problems.append(Problem(number, name, f"{len(polygons)} polygons; only the first {MAX_POLYGONS} are scored"))
+        for k, polygon in enumerate(polygons, start=1):
+            values = polygon.split()
+            label = f"polygon {k}"
+            try:
+                coords = np.array([int(v) for v in values], np.int64)
+            except ValueError:
+                bad = next(v for v in values if not v.lstrip("-").isdigit())
+                problems.append(Problem(number, name, f"{label}: non-integer value {bad!r}"))
+                continue
+            if len(coords) % 2:
+                problems.append(Problem(number, name, f"{label}: odd number of coordinates ({len(coords)})"))
+                continue
+            if len(coords) < 8:
+                problems.append(Problem(number, name, f"{label}: {len(coords) // 2} points, at least 4 needed"))
+                continue
+            xs, ys = coords[0::2], coords[1::2]
+            mx, my = OUTSIDE_MARGIN * width, OUTSIDE_MARGIN * height
+            if xs.min() < -mx or ys.min() < -my or xs.max() > width + mx or ys.max() > height + my:
+                problems.append(Problem(number, name, f"{label}: coordinates far outside the {width}x{height} image"))
+    missing = [n for n in sizes if n not in seen]
+    if missing:
+        problems.append(Problem(None, None, f"{len(missing)} test images missing, e.g. {missing[0]!r}"))
+    return problems
+
+
+def read_submission(path: str | Path) -> list[ImageRecord]:
+    """A CSV back into prediction records (no sizes: width and height are 0)."""
+    records = []
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        next(reader)
+        for name, text in reader:
+            polygons = [np.array(p.split(), np.float64).reshape(-1, 2) for p in text.split("|")] if text else []
+            words = [Word(f"{i + 1:04d}", p) for i, p in enumerate(polygons)]
+            records.append(ImageRecord(name, Path(name), 0, 0, words))
+    return records
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kit.submit", description="Check a leaderboard CSV.")
+    parser.add_argument("--check", type=Path, required=True, help="the CSV to check")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, help="the test image folder")
+    source.add_argument("--test-json", type=Path, help="the test JSON (names and sizes)")
+    args = parser.parse_args(argv)
+    images = image_records(args.images) if args.images else read_annotations(args.test_json)[0]
+    problems = check_submission(args.check, images)
+    for problem in problems:
+        print(problem)
+    print(f"{args.check}: {len(problems)} problem(s) for {len(images)} test images")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Inference: exact TTA inverses, ensembles, soups, threshold search, and the command lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kit.data import load_split, read_image
+from kit.metric import aggregate, evaluate_files, evaluate_image
+from kit.paths import ROOT
+from kit.postprocess import PostprocessConfig, postprocess
+from kit.predict import Predictor, View, parse_tta, predict, predict_image
+from kit.soup import average_checkpoints
+from kit.threshold_search import best_setting, cache_maps, threshold_search
+from kit.train import load_checkpoint, model_from_checkpoint
+
+
+class PixelModel(torch.nn.Module):
+    """A stand-in network whose probability at a pixel is a function of that pixel alone."""
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"prob": torch.sigmoid(images[:, :1] * 2.0 - images[:, 2:3])}
+
+
+def asymmetric_image(height: int = 203, width: int = 317) -> np.ndarray:
+    """Smooth but asymmetric in every direction, so an un-inverted flip or rotation shows."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    red = 127 + 120 * np.sin(xx / 23.0 + yy / 41.0) * np.cos(yy / 17.0)
+    blue = 255.0 * xx / width * (yy / height) ** 2
+    return np.stack([red, np.full_like(red, 90.0), blue], axis=2).astype(np.uint8)
+
+
+def test_tta_views_parse() -> None:
+    views = parse_tta("hflip, rot90,scale=0.9,scale=1.1")
+    assert views == [View(), View("hflip"), View("rot90"), View(scale=0.9), View(scale=1.1)]
+    with pytest.raises(ValueError, match="unknown TTA view 'transpose'"):
+        parse_tta("transpose")
+
+
+@pytest.mark.parametrize("view", ["hflip", "vflip", "rot90", "rot180", "rot270"])
+def test_tta_inverse_is_exact(view: str) -> None:
+    image = asymmetric_image()
+    plain = Predictor([PixelModel()], [160], PostprocessConfig())
+    plain_map, scale = plain.prob_map(image)
+    viewed = Predictor([PixelModel()], [160], PostprocessConfig(), tta=[view])
+    view_maps = viewed._view_maps(viewed.models[0], 160, image)
+    back = viewed.views[1].inverse(view_maps[1])
+    assert back.shape == plain_map.shape
+    np.testing.assert_allclose(back, plain_map, atol=2e-3)  # the same map, only resampled in another order
+    if view_maps[1].shape == plain_map.shape:  # the test would catch a forgotten inverse
+        assert np.abs(view_maps[1] - plain_map).max() > 0.05
+    averaged, _ = viewed.prob_map(image)
+    np.testing.assert_allclose(averaged, plain_map, atol=2e-3)
+
+
+def test_multi_scale_maps_come_back_to_the_common_frame() -> None:
+    image = asymmetric_image()
+    plain_map, _ = Predictor([PixelModel()], [160], PostprocessConfig()).prob_map(image)
+    scaled, _ = Predictor([PixelModel()], [160], PostprocessConfig(), tta="scale=0.8,scale=1.25").prob_map(image)
+    assert scaled.shape == plain_map.shape
+    assert np.abs(scaled - plain_map).mean() < 0.01
+
+
+def test_ensemble_of_one_model_is_that_model(tiny_checkpoint: Path, synth_dir: Path) -> None:
+    image = read_image(load_split(synth_dir, "val")[0][0].path)
+    single = Predictor.load([tiny_checkpoint])
+    doubled = Predictor.load([tiny_checkpoint, tiny_checkpoint], weights=[0.3, 0.7])
+    np.testing.assert_allclose(doubled.prob_map(image)[0], single.prob_map(image)[0], atol=1e-6)
+    model, state = model_from_checkpoint(tiny_checkpoint)
+    direct = predict_image(model, image, state["eval_size"], single.config)
+    found = single.predict(image)
+    assert len(found[0]) == len(direct[0])
+    for a, b in zip(found[0], direct[0]):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="weights"):
+        Predictor.load([tiny_checkpoint], weights=[0.5, 0.5])
+
+
+def test_soup_of_identical_checkpoints_is_the_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    soup = average_checkpoints([tiny_checkpoint, tiny_checkpoint, tiny_checkpoint], tmp_path / "soup.ckpt")
+    original, souped = load_checkpoint(tiny_checkpoint)["model"], load_checkpoint(soup)["model"]
+    assert original.keys() == souped.keys()
+    for key in original:
+        torch.testing.assert_close(souped[key], original[key], rtol=0, atol=1e-7)
+    model, state = model_from_checkpoint(soup)
+    assert state["soup_of"] == [str(tiny_checkpoint)] * 3 and state["eval_size"] == 160
+
+
+def test_soup_averages_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    state = load_checkpoint(tiny_checkpoint)
+    shifted = dict(state, model={k: v + 1.0 if v.is_floating_point() else v for k, v in state["model"].items()})
+    torch.save(shifted, tmp_path / "shifted.ckpt")
+    soup = load_checkpoint(average_checkpoints([tiny_checkpoint, tmp_path / "shifted.ckpt"], tmp_path / "s.ckpt"))
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    torch.testing.assert_close(soup["model"][key], state["model"][key] + 0.5)
+
+
+def test_threshold_search_is_exact_and_returns_its_best(tiny_checkpoint: Path, synth_dir: Path) -> None:
+    records = load_split(synth_dir, "val")[0]
+    predictor = Predictor.load([tiny_checkpoint])
+    maps = cache_maps(predictor, records, progress=False)
+    table = threshold_search(maps, [0.45, 0.5], [0.5, 0.52, 0.55], [1.5, 2.0], workers=2, progress=False)
+    assert len(table) == 12 and table["hmean"].is_monotonic_decreasing
+    best = best_setting(table)
+    assert best == {k: table.iloc[0][k] for k in ("thresh", "box_thresh", "unclip_ratio")}
+    for _, row in table.sample(4, random_state=0).iterrows():
+        config = replace(PostprocessConfig(), thresh=row["thresh"], box_thresh=row["box_thresh"],
+                         unclip_ratio=row["unclip_ratio"])
+        direct = aggregate({m.name: evaluate_image(m.gt, postprocess(m.prob.astype(np.float32), m.scale, m.size,
+                                                                      config)[0]) for m in maps})
+        assert direct.hmean == pytest.approx(row["hmean"], abs=1e-12)
+        assert direct.precision == pytest.approx(row["precision"], abs=1e-12)
+
+
+def test_predict_command_line_then_metric(tiny_checkpoint: Path, synth_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred.json"
+    run = subprocess.run([sys.executable, "-m", "kit.predict", "--ckpt", str(tiny_checkpoint), "--images",
+                          str(synth_dir / "images" / "val"), "--out", str(out), "--tta", "hflip",
+                          "--thresh", "0.45"], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert set(doc["images"]) == {r.name for r in load_split(synth_dir, "val")[0]}
+    evaluate_files(synth_dir / "jsons" / "val.json", out)  # the metric reads it as a competition JSON
+    records = predict(Predictor.load([tiny_checkpoint], tta="hflip", config=replace(
+        PostprocessConfig(**load_checkpoint(tiny_checkpoint)["postprocess"]), thresh=0.45)),
+        synth_dir / "images" / "val", progress=False)
+    assert {r.name: len(r.words) for r in records} == {n: len(e["words"]) for n, e in doc["images"].items()}

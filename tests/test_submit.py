@@ -1,0 +1,93 @@
+"""The leaderboard CSV: order, the 500 best, a JSON round trip, and every defect the validator must catch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kit.data import ImageRecord, Word, read_annotations, to_json_doc
+from kit.paths import ROOT
+from kit.submit import check_submission, read_submission, write_submission
+
+TEST_IMAGES = [ImageRecord(f"t{i}.jpg", Path(f"t{i}.jpg"), 200, 100) for i in range(3)]
+
+
+def prediction(name: str, boxes: list[np.ndarray], scores: list[float]) -> ImageRecord:
+    words = [Word(f"{i + 1:04d}", b, extra={"score": s}) for i, (b, s) in enumerate(zip(boxes, scores))]
+    return ImageRecord(name, Path(name), 200, 100, words)
+
+
+def quad(x: float, y: float) -> np.ndarray:
+    return np.array([[x, y], [x + 20.4, y], [x + 20.4, y + 9.6], [x, y + 9.6]])
+
+
+def test_rows_follow_the_test_order_and_round_trip(tmp_path: Path) -> None:
+    preds = [prediction("t2.jpg", [quad(10, 10), quad(50.6, 20)], [0.9, 0.8]), prediction("t0.jpg", [quad(1, 2)], [0.7])]
+    path = write_submission(preds, [r.name for r in TEST_IMAGES], tmp_path / "sub.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "filename,polygons"
+    assert [line.split(",")[0] for line in lines[1:]] == ["t0.jpg", "t1.jpg", "t2.jpg"]
+    assert lines[2] == "t1.jpg,"  # no predictions: an empty row, not a missing one
+    assert lines[3] == "t2.jpg,10 10 30 10 30 20 10 20|51 20 71 20 71 30 51 30"
+    back = {r.name: r for r in read_submission(path)}
+    for pred in preds:
+        assert len(back[pred.name].words) == len(pred.words)
+        for a, b in zip(back[pred.name].words, pred.words):
+            np.testing.assert_array_equal(a.points, np.rint(b.points))
+    assert check_submission(path, TEST_IMAGES) == []
+    # JSON -> CSV -> JSON keeps the (rounded) polygons
+    json_path = tmp_path / "pred.json"
+    json_path.write_text(json.dumps(to_json_doc(preds)))
+    records, _ = read_annotations(json_path)
+    again = write_submission(records, [r.name for r in TEST_IMAGES], tmp_path / "again.csv")
+    assert again.read_text() == path.read_text()
+
+
+def test_keeps_the_500_best_scoring(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.random(620).tolist()
+    boxes = [quad(i % 150, i // 150 * 12) for i in range(620)]
+    path = write_submission([prediction("t0.jpg", boxes, scores)], ["t0.jpg"], tmp_path / "sub.csv")
+    kept = path.read_text().splitlines()[1].split(",")[1].split("|")
+    assert len(kept) == 500
+    best = np.argsort(scores)[::-1][:500]
+    assert kept == [" ".join(str(int(v)) for v in np.rint(boxes[i]).astype(int).ravel()) for i in best]
+    with pytest.raises(ValueError, match="not test images"):
+        write_submission([prediction("zz.jpg", [], [])], ["t0.jpg"], tmp_path / "x.csv")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("t0.jpg,\nt1.jpg,\n", "1 test images missing, e.g. 't2.jpg'"),
+    ("t0.jpg,\nt1.jpg,\nt2.jpg,\nt9.jpg,\n", "row 5 (t9.jpg): not a test image"),
+    ("t0.jpg,\nt0.jpg,\nt1.jpg,\nt2.jpg,\n", "row 3 (t0.jpg): image listed twice"),
+    ("t0.jpg,1 2 3 4 5 6 7\nt1.jpg,\nt2.jpg,\n", "polygon 1: odd number of coordinates (7)"),
+    ("t0.jpg,1 2 3 x 5 6 7 8\nt1.jpg,\nt2.jpg,\n", "polygon 1: non-integer value 'x'"),
+    ("t0.jpg,1 2 3 4 5 6 7 8|1.5 2 3 4 5 6 7 8\nt1.jpg,\nt2.jpg,\n", "polygon 2: non-integer value '1.5'"),
+    ("t0.jpg,1 2 3 4 5 6\nt1.jpg,\nt2.jpg,\n", "polygon 1: 3 points, at least 4 needed"),
+    ("t0.jpg,1 2 900 4 5 6 7 8\nt1.jpg,\nt2.jpg,\n", "coordinates far outside the 200x100 image"),
+    ("t0.jpg,1,2\nt1.jpg,\nt2.jpg,\n", "expected 2 columns, got 3"),
+])
+def test_validator_catches_each_defect(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "sub.csv"
+    path.write_text("filename,polygons\n" + body)
+    problems = [str(p) for p in check_submission(path, TEST_IMAGES)]
+    assert any(message in p for p in problems), problems
+
+
+def test_validator_header_too_many_polygons_and_command_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,polygons\nt0.jpg,\n")
+    assert "header must be filename,polygons" in str(check_submission(bad, TEST_IMAGES)[0])
+    many = tmp_path / "many.csv"
+    many.write_text("filename,polygons\nt0.jpg," + "|".join(["1 1 5 1 5 5 1 5"] * 501) + "\nt1.jpg,\nt2.jpg,\n")
+    assert "501 polygons" in str(check_submission(many, TEST_IMAGES)[0])
+    test_json = tmp_path / "test.json"
+    test_json.write_text(json.dumps(to_json_doc(TEST_IMAGES)))
+    run = subprocess.run([sys.executable, "-m", "kit.submit", "--check", str(many), "--test-json", str(test_json)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 1 and "501 polygons" in run.stdout
