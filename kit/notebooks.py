@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import papermill
 
+from kit.compare import SCORES_CSV, comparison_table
 from kit.paths import OUTPUTS, ROOT
 
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -14,6 +16,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 MAIN_JOB: list[tuple[str, dict[str, Any]]] = [
     ("01_eda.ipynb", {"data_dir": "data/synth", "split": "train"}),
     ("02_train.ipynb", {"arch": "resnet18", "preset": "smoke", "data_dir": "data/synth", "run_name": "demo-smoke"}),
+    ("03_error_analysis.ipynb", {"checkpoint": "outputs/demo-smoke/checkpoints/best-*.ckpt", "data_dir": "data/synth",
+                                 "max_images": 10}),
     ("04_ensemble.ipynb", {"checkpoints": ["outputs/demo-smoke/checkpoints/best-*.ckpt",
                                            "outputs/demo-smoke/checkpoints/last.ckpt"],
                            "data_dir": "data/synth", "max_images": 10, "output_dir": "outputs/ensemble"}),
@@ -23,9 +27,12 @@ MAIN_JOB: list[tuple[str, dict[str, Any]]] = [
 
 
 def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | None = None,
-                 progress: bool = True) -> Path:
-    """Execute ``notebooks/<name>`` with ``parameters`` into ``out_dir/<name>``; cwd is the project root."""
-    out_path = Path(out_dir) / name
+                 progress: bool = True, out_name: str | None = None) -> Path:
+    """Execute ``notebooks/<name>`` with ``parameters`` into ``out_dir/<out_name or name>``; cwd is the project root.
+
+    papermill raises if a cell fails; the executed notebook, up to the failing cell, is kept.
+    """
+    out_path = Path(out_dir) / (out_name or name)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(NOTEBOOK_DIR / name), str(out_path), parameters=parameters or {},
                                cwd=str(ROOT), progress_bar=progress, kernel_name="python3")
@@ -35,3 +42,34 @@ def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | No
 def run_main_job(out_dir: Path | str = OUTPUTS / "notebooks") -> list[Path]:
     """Run every notebook of :data:`MAIN_JOB` in order; stops at the first failure (papermill raises)."""
     return [run_notebook(name, out_dir, params) for name, params in MAIN_JOB]
+
+
+def reproduce(report: str, data_dir: str = "data/receipts", smoke: bool = False,
+              out_dir: Path | str | None = None, train_overrides: dict[str, Any] | None = None,
+              max_images: int | None = None) -> Path:
+    """A report's notebook sequence (01 -> 02 -> 03 -> 04 -> 05) with its preset, then its comparison table.
+
+    ``smoke`` swaps in the CPU smoke preset (ResNet-18, small images) so the sequence
+    finishes on a CPU; otherwise it is the report's real run (a GPU and the competition data).
+    ``train_overrides`` go to notebook 02; ``max_images`` caps the images notebooks 03 and 04 score.
+    """
+    name = f"reproduce-{report}{'-smoke' if smoke else ''}"
+    out = Path(out_dir) if out_dir else OUTPUTS / name
+    train_params = {"arch": "resnet18", "preset": "smoke"} if smoke else {"arch": report, "preset": report}
+    run_dir = out / "runs"
+    best = str(run_dir / name / "checkpoints" / "best-*.ckpt")
+    sequence = [
+        ("01_eda.ipynb", {"data_dir": data_dir}),
+        ("02_train.ipynb", {**train_params, "data_dir": data_dir, "run_name": name, "output_dir": str(run_dir),
+                            **(train_overrides or {})}),
+        ("03_error_analysis.ipynb", {"checkpoint": best, "data_dir": data_dir, "max_images": max_images}),
+        ("04_ensemble.ipynb", {"checkpoints": [best, str(run_dir / name / "checkpoints" / "last.ckpt")],
+                               "data_dir": data_dir, "output_dir": str(out / "ensemble"), "max_images": max_images}),
+        ("05_submission.ipynb", {"checkpoints": [best], "data_dir": data_dir,
+                                 "out_csv": str(out / "submission.csv")}),
+    ]
+    for notebook, params in sequence:
+        run_notebook(notebook, out / "notebooks", params)
+    scores = pd.read_csv(SCORES_CSV) if SCORES_CSV.is_file() else None
+    comparison_table(pd.read_csv(run_dir / "runs.csv"), scores).to_csv(out / "comparison.csv", index=False)
+    return out

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from kit.data import ImageRecord, read_image
 from kit.metric import CLEvalConfig, aggregate, evaluate_image
-from kit.postprocess import PostprocessConfig, polygons_from_regions, score_regions
+from kit.postprocess import PostprocessConfig, polygons_from_regions, postprocess, score_regions
 from kit.predict import Predictor
 
 
@@ -98,3 +98,8 @@ def best_setting(table: pd.DataFrame) -> dict[str, float]:
     unclip = row["unclip_ratio"]
     return {"thresh": float(row["thresh"]), "box_thresh": float(row["box_thresh"]),
             "unclip_ratio": None if pd.isna(unclip) else float(unclip)}
+
+
+def polygons_from_maps(maps: Sequence[CachedMap], config: PostprocessConfig) -> dict[str, list[np.ndarray]]:
+    """Postprocess every cached map with one setting: ``{image: [polygon, ...]}``."""
+    return {m.name: postprocess(m.prob.astype(np.float32), m.scale, m.size, config)[0] for m in maps}

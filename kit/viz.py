@@ -68,3 +68,33 @@ def show_predictions(checkpoint: str | Path, records: Sequence[ImageRecord], n: 
     predictor = Predictor.load([checkpoint], device="cpu")
     chosen = list(records)[:n]
     return show_overlays(chosen, {r.name: predictor.predict(read_image(r.path))[0] for r in chosen}, n)
+
+#: Colours of the error gallery (RGB).
+ERROR_COLORS = {"matched": (0, 170, 0), "missed": (230, 0, 0), "split": (200, 0, 200), "merged": (0, 170, 220),
+                "false_positive": (255, 140, 0)}
+
+
+def show_errors(records: Sequence[ImageRecord], predictions: dict[str, list[np.ndarray]], statuses: dict[str, list[str]],
+                false_positives: dict[str, list[int]], n: int = 4, cols: int = 2) -> plt.Figure:
+    """A gallery: GT by status (matched green, missed red, split magenta, merged cyan), false positives orange."""
+    chosen = list(records)[:n]
+    cols = max(1, min(cols, len(chosen)))
+    rows = max(1, -(-len(chosen) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(8 * cols, 10 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, record in zip(axes.flat, chosen):
+        image = read_image(record.path)
+        thickness = max(1, round(max(image.shape[:2]) / 500))
+        for status, color in ERROR_COLORS.items():
+            if status == "false_positive":
+                polys = [predictions[record.name][d] for d in false_positives.get(record.name, [])]
+            else:
+                polys = [w.points for w, s in zip(record.words, statuses[record.name]) if s == status]
+            image = draw_polygons(image, polys, color, thickness)
+        counts = {s: statuses[record.name].count(s) for s in ("missed", "split", "merged")}
+        ax.imshow(image)
+        ax.set_title(f"{record.name}: missed {counts['missed']}, split {counts['split']}, merged {counts['merged']}, "
+                     f"false positives {len(false_positives.get(record.name, []))}", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,8 @@ def tiny_parameters(synth_dir: Path, out: Path, checkpoint: Path) -> dict[str, d
         "02_train.ipynb": {"arch": "resnet18", "preset": "smoke", "data_dir": str(synth_dir), "epochs": 2,
                            "max_train_images": 2, "max_val_images": 1, "schedule": [[0, 128], [1, 160]],
                            "num_workers": 0, "output_dir": str(out / "runs"), "n_examples": 1},
+        "03_error_analysis.ipynb": {"checkpoint": str(checkpoint), "data_dir": str(synth_dir), "max_images": 2,
+                                    "n_gallery": 2, "box_thresholds": [0.5, 0.6]},
         "04_ensemble.ipynb": {"checkpoints": [str(checkpoint), str(checkpoint)], "data_dir": str(synth_dir),
                               "max_images": 2, "thresholds": [0.45, 0.5], "box_thresholds": [0.5, 0.55],
                               "unclip_ratios": [2.0], "search_workers": 1, "output_dir": str(out / "ensemble")},
@@ -28,7 +30,8 @@ def tiny_parameters(synth_dir: Path, out: Path, checkpoint: Path) -> dict[str, d
 
 
 def test_expected_notebooks_exist() -> None:
-    assert {"01_eda.ipynb", "02_train.ipynb", "04_ensemble.ipynb", "05_submission.ipynb"} <= set(NOTEBOOKS)
+    assert {"01_eda.ipynb", "02_train.ipynb", "03_error_analysis.ipynb", "04_ensemble.ipynb",
+            "05_submission.ipynb"} == set(NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

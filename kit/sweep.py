@@ -1,0 +1,82 @@
+"""Sweeps: notebook 02 over a grid of settings with repeated seeds, through papermill.
+
+Each execution is kept as an output notebook in the sweep folder; a ledger
+(``sweep.csv``) records every run's grid point, seed, status and error. A failed run is
+reported (its notebook and error kept), not lost, and does not stop the sweep; running the
+same sweep again skips the completed runs and retries the failed ones. ``summarize`` gives
+mean and standard deviation of val P/R/H per grid point.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from kit.notebooks import run_notebook
+from kit.paths import project_path
+
+LEDGER = "sweep.csv"
+METRICS = ("val_precision", "val_recall", "val_hmean")
+
+
+def grid_points(grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in order."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def point_name(point: dict[str, Any], seed: int) -> str:
+    """A file-safe run name for a grid point and seed, e.g. ``weight_decay=8e-05_seed=1``."""
+    parts = [f"{k}={json.dumps(v).replace(' ', '').replace('/', '-')}" for k, v in point.items()]
+    return "_".join(parts + [f"seed={seed}"]).replace('"', "")
+
+
+def run_sweep(grid: dict[str, Sequence[Any]], seeds: Sequence[int], out_dir: str | Path,
+              base: dict[str, Any] | None = None, notebook: str = "02_train.ipynb") -> pd.DataFrame:
+    """Run ``notebook`` for every grid point x seed (``base`` parameters underneath); return the ledger."""
+    out = project_path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ledger_path = out / LEDGER
+    ledger = pd.read_csv(ledger_path) if ledger_path.is_file() else pd.DataFrame(columns=["run", "status"])
+    done = set(ledger.loc[ledger["status"] == "done", "run"])
+    for point in grid_points(grid):
+        for seed in seeds:
+            name = point_name(point, seed)
+            if name in done:
+                continue
+            params = {**(base or {}), **point, "seed": seed, "run_name": name, "output_dir": str(out / "runs")}
+            row: dict[str, Any] = {"run": name, **{f"grid_{k}": json.dumps(v) for k, v in point.items()}, "seed": seed}
+            try:
+                run_notebook(notebook, out / "notebooks", params, progress=False, out_name=f"{name}.ipynb")
+                row.update(status="done", error="")
+            except Exception as err:  # a failed run is recorded with its error, the sweep goes on
+                row.update(status="failed", error=f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}")
+                (out / "notebooks" / f"{name}.error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            ledger = pd.concat([ledger[ledger["run"] != name], pd.DataFrame([row])], ignore_index=True)
+            ledger.to_csv(ledger_path, index=False)
+    return ledger
+
+
+def sweep_results(out_dir: str | Path) -> pd.DataFrame:
+    """The ledger joined with each completed run's summary row (from the sweep's ``runs/runs.csv``)."""
+    out = project_path(out_dir)
+    ledger = pd.read_csv(out / LEDGER)
+    runs_csv = out / "runs" / "runs.csv"
+    if not runs_csv.is_file():
+        return ledger
+    runs = pd.read_csv(runs_csv).drop_duplicates("run", keep="last")
+    return ledger.merge(runs[["run", *METRICS, "best_epoch", "train_time_s"]], on="run", how="left")
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation and count of val P/R/H per grid point over the completed seeds."""
+    keys = [c for c in results.columns if c.startswith("grid_")]
+    done = results[results["status"] == "done"]
+    table = done.groupby(keys)[list(METRICS)].agg(["mean", "std", "count"])
+    table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
+    return table.reset_index().rename(columns={k: k[len("grid_"):] for k in keys})
