@@ -45,7 +45,7 @@ from kit.dataset import AugConfig, TextDetectionDataset
 from kit.loss import LossConfig, db_loss
 from kit.metric import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
 from kit.model import DBNet, ModelConfig, build_model, count_parameters
-from kit.paths import OUTPUTS, project_path, resolve_data_dir
+from kit.paths import project_path, resolve_data_dir
 from kit.postprocess import PostprocessConfig, postprocess
 from kit.presets import PRESETS, preset as load_preset
 from kit.targets import TargetConfig
@@ -66,6 +66,7 @@ class TrainConfig:
     levels: list[int] | None = None
     data_dir: str = "data/synth"
     fold: int | None = None
+    folds_include_val: bool = False
     n_folds: int = 5
     fold_seed: int = 42
     max_train_images: int | None = None
@@ -214,15 +215,20 @@ def make_loader(dataset: TextDetectionDataset, config: TrainConfig, epoch: int, 
 
 
 def load_records(config: TrainConfig, announce: bool = True) -> tuple[list[ImageRecord], list[ImageRecord], Path]:
-    """(train, validation, data folder): the val split, or fold ``fold`` of the train images held out."""
+    """(train, validation, data folder): the val split, or fold ``fold`` of the train images held out.
+
+    With ``folds_include_val`` the folds are cut over train + val together.
+    """
     data_dir = resolve_data_dir(config.data_dir, announce=announce)
     train, _ = load_split(data_dir, "train")
-    if config.fold is None:
-        val, _ = load_split(data_dir, "val")
-    else:
-        path = OUTPUTS / "folds" / f"{data_dir.name}-k{config.n_folds}-s{config.fold_seed}.json"
-        folds = folds_file([r.name for r in train], path, config.n_folds, config.fold_seed)
-        train, val = split_by_fold(train, folds, config.fold)
+    val, _ = load_split(data_dir, "val") if config.fold is None or config.folds_include_val else ([], None)
+    if config.fold is not None:
+        pool = train + val
+        pooled = "+val" if config.folds_include_val else ""
+        name = f"{data_dir.name}{pooled}-k{config.n_folds}-s{config.fold_seed}.json"
+        path = project_path(config.output_dir) / "folds" / name
+        folds = folds_file([r.name for r in pool], path, config.n_folds, config.fold_seed)
+        train, val = split_by_fold(pool, folds, config.fold)
     return train[: config.max_train_images], val[: config.max_val_images], data_dir
 
 

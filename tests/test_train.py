@@ -55,6 +55,17 @@ def test_overrides_nested_settings_and_errors() -> None:
         resolve_config(precision="fp8")
 
 
+def test_folds_hold_out_train_images_optionally_with_val(synth_dir: Path, tmp_path: Path) -> None:
+    train, held, _ = kt.load_records(resolve_config(data_dir=str(synth_dir), fold=1, n_folds=3,
+                                                    output_dir=str(tmp_path)), announce=False)
+    names = {r.name for r in train + held}
+    assert len(names) == 6 and all(n.startswith("synth_train") for n in names) and len(held) == 2
+    train, held, _ = kt.load_records(resolve_config(data_dir=str(synth_dir), fold=0, n_folds=3,
+                                                    folds_include_val=True, output_dir=str(tmp_path)), announce=False)
+    assert len(train) + len(held) == 9 and len(held) == 3
+    assert (tmp_path / "folds" / f"{synth_dir.name}+val-k3-s42.json").is_file()
+
+
 def test_cosine_schedule_per_epoch_matches_the_preset() -> None:
     config = resolve_config("hrnet_w44")
     optimizer, scheduler = build_optimizer(torch.nn.Linear(2, 2), config)

@@ -1,0 +1,59 @@
+"""Error analysis on real receipts: notebook 03 under papermill on SROIE val with the bench's SROIE checkpoint.
+
+Run from the project root after ``python -m bench.train_sroie``: ``python -m bench.error_analysis_sroie``.
+Executes ``notebooks/03_error_analysis.ipynb`` into ``outputs/bench/03_error_analysis_sroie.ipynb``
+and writes the headline numbers to ``bench/results/error_analysis_sroie.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from kit import analysis
+from kit.data import load_split
+from kit.metric import evaluate
+from kit.notebooks import run_notebook
+from kit.paths import OUTPUTS, ROOT, expand_checkpoints
+from kit.predict import Predictor
+from kit.threshold_search import cache_maps, polygons_from_maps
+
+SROIE = ROOT.parent / "shared" / "data" / "sroie"
+CHECKPOINT = "outputs/bench-sroie-resnet18/checkpoints/best-*.ckpt"
+RESULTS = ROOT / "bench" / "results" / "error_analysis_sroie.md"
+
+
+def main() -> None:
+    if not (SROIE / "jsons" / "val.json").is_file():
+        sys.exit(f"{SROIE} not found")
+    checkpoint = expand_checkpoints(CHECKPOINT)[0]
+    start = time.perf_counter()
+    executed = run_notebook("03_error_analysis.ipynb", OUTPUTS / "bench",
+                            {"checkpoint": str(checkpoint), "data_dir": str(SROIE), "split": "val"},
+                            out_name="03_error_analysis_sroie.ipynb")
+    seconds = time.perf_counter() - start
+    records, _ = load_split(SROIE, "val")
+    predictor = Predictor.load([checkpoint])
+    predictions = polygons_from_maps(cache_maps(predictor, records, progress=False), predictor.config)
+    result = evaluate({r.name: r.polygons() for r in records}, predictions)
+    per_image = analysis.per_image_table(result, records)
+    lines = [
+        "# Error analysis on SROIE val (notebook 03 under papermill)",
+        "",
+        f"- checkpoint: `{checkpoint.relative_to(ROOT)}` (from `python -m bench.train_sroie`); "
+        f"executed notebook: `{executed.relative_to(ROOT)}` ({seconds:.0f} s)",
+        f"- val CLEval over {len(records)} images: P {result.precision:.4f} R {result.recall:.4f} H {result.hmean:.4f}",
+        f"- per-image H-mean: median {per_image['hmean'].median():.4f}, worst {per_image['hmean'].min():.4f} "
+        f"({per_image.iloc[0]['image']}), best {per_image['hmean'].max():.4f}",
+        f"- error totals: {analysis.taxonomy(result)}",
+        "",
+        "Diagnosis:",
+        *[f"- {line}" for line in analysis.diagnose(result.precision, result.recall)],
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
