@@ -73,7 +73,8 @@ def main() -> None:
         ms, (found, _) = timed(postprocess, prob, scale, size, config)
         post_ms.append(ms)
         n_polys.append(len(found))
-        ms, _ = timed(lambda: polygons_from_regions(*reference_score_regions(prob, config), scale, size, config))
+        ms, _ = timed(lambda p, s, z: polygons_from_regions(*reference_score_regions(p, config), s, z, config),
+                      prob, scale, size)
         post_ref_ms.append(ms)
 
     trips = {f"{args.size} px": round_trip_ious(records[:20], args.size),

@@ -77,7 +77,9 @@ def miss_rate_by(table: pd.DataFrame, column: str, bins: int | Sequence[float] =
     binned = pd.cut(table[column], bins=bins) if not isinstance(bins, int) else pd.qcut(
         table[column], q=bins, duplicates="drop")
     grouped = table.assign(bin=binned, missed=table["status"] == "missed").groupby("bin", observed=True)
-    return grouped.agg(words=("missed", "size"), miss_rate=("missed", "mean")).reset_index()
+    rates = grouped.agg(words=("missed", "size"), miss_rate=("missed", "mean")).reset_index()
+    rates["label"] = [f"{b.left:.3g}-{b.right:.3g}" for b in rates["bin"]]
+    return rates
 
 
 def diagnose(precision: float, recall: float, test_hmean: float | None = None, val_hmean: float | None = None,

@@ -12,7 +12,6 @@ import pytest
 
 from kit.metric import (
     CLEvalAccumulator,
-    CLEvalConfig,
     aspect_ratio,
     aspect_ratios,
     evaluate,

@@ -123,6 +123,15 @@ def test_early_stopping_on_val_hmean_and_checkpoint_names(synth_dir: Path, tmp_p
     assert checkpoint_name(9, 0.96512) == "best-epoch=09-val_hmean=0.9651.ckpt"
 
 
+def test_training_options_run_together(synth_dir: Path, tmp_path: Path) -> None:
+    """bf16 autocast, AdamW with warmup, gradient accumulation and clipping, channels_last, the FPN decoder."""
+    config = tiny(synth_dir, tmp_path, epochs=2, precision="bf16", optimizer="adamw", warmup_epochs=1, grad_accum=2,
+                  grad_clip=1.0, channels_last=True, decoder="fpn", loss={"thresh_l1": "all"}, run_name="options")
+    result = train(config, progress=False)
+    assert result.metrics["loss_total"].notna().all() and len(result.metrics) == 2
+    assert result.metrics["lr"].tolist() == pytest.approx([1e-3 / 2, 1e-3])  # linear warmup, then cosine
+
+
 def test_checkpoint_is_self_describing(synth_dir: Path, tmp_path: Path) -> None:
     result = train(tiny(synth_dir, tmp_path, epochs=1, postprocess={"thresh": 0.2}, run_name="ckpt"),
                    progress=False)
@@ -161,8 +170,8 @@ def test_command_line_and_distributed_validation_over_all_images(synth_dir: Path
             "max_train_images=4", "--set", "max_val_images=3", "--set", "schedule=[[0,128]]", "--set",
             "num_workers=0", "--set", f"output_dir={str(tmp_path)!r}", "--set", "run_name='ddp'"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "kit.train",
-                          *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kit.train"]
+    out = subprocess.run([*command, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
     assert metrics["val_images"].tolist() == [3]
