@@ -11,6 +11,7 @@ import sys
 import time
 
 from kit import analysis
+from bench import write_results
 from kit.data import load_split
 from kit.metric import evaluate
 from kit.notebooks import run_notebook
@@ -50,9 +51,7 @@ def main() -> None:
         "Diagnosis:",
         *[f"- {line}" for line in analysis.diagnose(result.precision, result.recall)],
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_results(RESULTS, lines)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from bench import write_results
 from kit.data import load_split
 from kit.dataset import AugConfig, TextDetectionDataset
 from kit.loss import db_loss
@@ -81,9 +82,7 @@ def main() -> None:
         f"Loader / step ratio: {load_rate / step_rate:.2f} "
         f"({'the loader keeps up' if load_rate >= step_rate else 'the loader is the bottleneck: add workers'}).",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_results(RESULTS, lines)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 
+from bench import write_results
 from kit.paths import ROOT
 from kit.train import resolve_config, train
 
@@ -52,9 +53,7 @@ def main() -> None:
                      f"| {r.val_recall:.4f} | {r.val_hmean:.4f} | {r.epoch_time_s:.0f} | {r.train_images_per_s:.2f} |")
     lines += ["", f"Best epoch {result.summary['best_epoch']}: val H-mean {result.summary['val_hmean']:.4f}; "
               f"total {result.summary['train_time_s'] / 60:.1f} min."]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_results(RESULTS, lines)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from kit.paths import OUTPUTS
-from kit.train import model_from_checkpoint
+from kit.train import model_from_checkpoint, peak_memory_mb
 
 SCORES_CSV = OUTPUTS / "scores.csv"
 
@@ -90,10 +90,5 @@ def measure_inference(checkpoint: str | Path, size: int | None = None, repeats: 
         model(images)
     sync()
     ms = 1000 * (time.perf_counter() - start) / repeats
-    if device.startswith("cuda"):
-        memory = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        import resource
-
-        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    memory = peak_memory_mb(torch.device(device))
     return {"ms_per_image": ms, "inference_memory_mb": memory, "size": size, "device": device}

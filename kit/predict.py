@@ -27,13 +27,14 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from kit.data import ImageRecord, Word, read_image, to_json_doc
 from kit.dataset import build_transform, letterbox, letterbox_size
 from kit.metric import CLEvalAccumulator
 from kit.postprocess import PostprocessConfig, postprocess
-from kit.train import PRECISIONS, model_from_checkpoint
+from kit.train import PRECISIONS, autocast, model_from_checkpoint
 
 _NORMALIZE = build_transform(None)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -96,7 +97,7 @@ class Predictor:
         self.size = size or self.sizes[0]
         self.config = config
         self.device = torch.device(device)
-        self.dtype = PRECISIONS[precision]
+        self.precision = precision
 
     @classmethod
     def load(cls, checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
@@ -136,7 +137,7 @@ class Predictor:
         maps = []
         for size in dict.fromkeys(s for s, _ in tensors):  # one batch per input size
             batch = torch.cat([t for s, t in tensors if s == size]).to(self.device)
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            with autocast(self.device, self.precision):
                 probs = model(batch)["prob"][:, 0].float().cpu().numpy()
             maps.extend(zip([i for i, (s, _) in enumerate(tensors) if s == size], probs))
         maps.sort(key=lambda item: item[0])
@@ -170,7 +171,8 @@ def image_records(images: str | Path | Iterable[ImageRecord]) -> list[ImageRecor
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
         records = []
         for p in paths:
-            height, width = read_image(p).shape[:2]
+            with Image.open(p) as im:  # the header gives the stored size, the frame read_image returns
+                width, height = im.size
             records.append(ImageRecord(p.name, p, width, height))
         return records
     return list(images)
