@@ -95,7 +95,7 @@ def reference_cleval_image(gt_polygons: Sequence[np.ndarray], det_polygons: Sequ
                            config: CLEvalConfig | None = None) -> ImageResult:
     """CLEval of one image pair by pair, point by point, as the competition's reference loops."""
     config = config or CLEvalConfig()
-    gts = [np.asarray(p, float).reshape(-1, 2) for p in gt_polygons if np.asarray(p).size >= 8]
+    gts = [np.round(np.asarray(p, float)).reshape(-1, 2) for p in gt_polygons if np.asarray(p).size >= 8]  # half-even
     dets = [np.asarray(p, float).reshape(-1, 2) for p in list(det_polygons)[: config.max_detections]
             if np.asarray(p).size >= 8]
 

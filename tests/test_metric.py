@@ -12,12 +12,14 @@ import pytest
 
 from kit.metric import (
     CLEvalAccumulator,
+    MetricInputError,
     aspect_ratio,
     aspect_ratios,
     evaluate,
     evaluate_files,
     evaluate_image,
     false_char_count,
+    image_counts,
     pseudo_char_centres,
     pseudo_char_count,
 )
@@ -109,7 +111,20 @@ def test_degenerate_and_short_polygons() -> None:
     flat_det = evaluate_image([WORD], [WORD, line])
     assert flat_det.num_char_fp == 100
     short = evaluate_image([WORD], [WORD, np.array([[0, 0], [5, 0], [5, 5]], float)])
-    assert short.skipped_det == [1] and short.precision == 1.0
+    assert short.skipped_det == [(1, "fewer than 4 points (3)")] and short.precision == 1.0
+    odd = evaluate_image([WORD], [WORD, [50, 300, 1, 60, 300, 60, 310, 50, 310]])
+    assert odd.skipped_det == [(1, "odd coordinate count (9)")] and odd.precision == 1.0
+
+
+def test_gt_is_rounded_half_to_even_and_the_cap_counts_invalid_entries() -> None:
+    # 10.5 -> 10 and 30.5 -> 30: the rounded GT is WORD exactly (5 characters), found by WORD
+    assert evaluate_image([WORD + 0.5], [WORD]).scores() == {"precision": 1.0, "recall": 1.0, "hmean": 1.0}
+    shifted = evaluate_image([box(-0.5, 9.5, 101.5, 30.5)], [box(0, 10, 102, 30)])  # -> (0, 10, 102, 30)
+    assert shifted.recall == 1.0
+    invalid = [np.zeros((3, 2))] * 499
+    assert evaluate_image([WORD], invalid + [WORD]).num_char_tp == 5
+    capped = evaluate_image([WORD], invalid + [np.zeros((3, 2)), WORD])
+    assert capped.num_char_tp == 0 and capped.skipped_det[-1] == (500, "beyond the first 500 detections")
 
 
 def test_empty_gt_or_prediction_scores_zero() -> None:
@@ -168,8 +183,9 @@ def test_dataset_mean_pooled_accumulator_and_workers() -> None:
     for name in gt:
         acc.update(name, gt[name], pred.get(name, []))
     assert acc.compute().scores() == mean.scores()
-    with pytest.raises(ValueError, match="not in the GT"):
-        evaluate(gt, {"stranger.jpg": []})
+    assert mean.missing_pred_images == ["img_0003.jpg"]
+    ignored = evaluate(gt, {**pred, "stranger.jpg": [WORD]})  # as the leaderboard: ignored, and listed
+    assert ignored.scores() == mean.scores() and ignored.ignored_pred_images == ["stranger.jpg"]
 
 
 def write_json(path: Path, polys: dict[str, list[np.ndarray]]) -> Path:
@@ -188,11 +204,45 @@ def test_files_and_command_line(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(pred_json), "--per-image"],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     printed = json.loads(out.stdout)
-    assert printed["hmean"] == pytest.approx(expected.hmean, abs=1e-12)
-    assert set(printed["per_image"]) == set(gt)
-    write_json(tmp_path / "extra.json", {**pred, "stranger.jpg": []})
-    with pytest.raises(ValueError, match="stranger.jpg"):
-        evaluate_files(gt_json, tmp_path / "extra.json")
+    assert printed["hmean"] == pytest.approx(expected.hmean, abs=1e-12) and out.stderr == ""
+    assert set(printed["per_image"]) == set(gt) and printed["per_image"]["img_0000.jpg"]["counts"]["gt_chars"] > 0
+
+
+def test_files_report_what_they_skip_and_strict_refuses(tmp_path: Path) -> None:
+    gt_json = write_json(tmp_path / "gt.json", {"a.jpg": [WORD], "b.jpg": [WORD]})
+    doc = {"images": {"a.jpg": {"words": {"1": {"points": WORD.tolist()}, "2": {"points": [[50, 300, 1]]}}},
+                      "stranger.jpg": {"words": {}}}}  # no img_w / img_h, as the baseline's own predictions
+    pred_json = tmp_path / "pred.json"
+    pred_json.write_text(json.dumps(doc))
+    result = evaluate_files(gt_json, pred_json)
+    assert result.hmean == pytest.approx(0.5)  # a.jpg perfect, b.jpg missing scores 0
+    assert result.problems == {"skipped_polygons": {"a.jpg": [{"source": "pred", "word": "2",
+                                                              "reason": "odd coordinate count (3)"}]},
+                               "ignored_pred_images": ["stranger.jpg"], "missing_pred_images": ["b.jpg"]}
+    run = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(pred_json)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0 and json.loads(run.stdout)["ignored_pred_images"] == ["stranger.jpg"]
+    assert run.stderr.count("warning:") == 3 and "word 2: odd coordinate count" in run.stderr
+    strict = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(pred_json), "--strict"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr and "--strict" in strict.stderr
+    with pytest.raises(MetricInputError, match="stranger.jpg"):
+        evaluate_files(gt_json, pred_json, strict=True)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("img,points\n", "not a JSON file"),
+    ('{"pictures": {}}', "'images' object"),
+    ('{"images": {"a.jpg": {"words": {"7": {"points": [[1, "x"]]}}}}}', "image 'a.jpg' word '7': non-numeric"),
+])
+def test_unreadable_input_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    gt_json = write_json(tmp_path / "gt.json", {"a.jpg": [WORD]})
+    (tmp_path / "bad.json").write_text(content)
+    with pytest.raises(MetricInputError, match=message):
+        evaluate_files(gt_json, tmp_path / "bad.json")
+    run = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(tmp_path / "bad.json")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and run.stderr.startswith("error: ") and "Traceback" not in run.stderr
 
 
 def golden_cases() -> list[Path]:
@@ -202,11 +252,18 @@ def golden_cases() -> list[Path]:
 @pytest.mark.skipif(not golden_cases(), reason=f"no golden cases in {GOLDEN}")
 @pytest.mark.parametrize("case", golden_cases(), ids=lambda p: p.name)
 def test_golden_case(case: Path) -> None:
-    """A case folder holds gt.json, pred.json and expected.json ({precision, recall, hmean, per_image})."""
+    """Each case of the competition's reference: scores (1e-6, float32 means) and every per-image tally."""
     expected = json.loads((case / "expected.json").read_text())
     result = evaluate_files(case / "gt.json", case / "pred.json")
     for key in ("precision", "recall", "hmean"):
         assert getattr(result, key) == pytest.approx(expected[key], abs=1e-6)
-    for name, scores in expected.get("per_image", {}).items():
-        for key, value in scores.items():
-            assert result.per_image[name].scores()[key] == pytest.approx(value, abs=1e-6)
+    assert sorted(result.ignored_pred_images) == sorted(expected.get("ignored_pred_images", []))
+    for name, scores in expected["per_image"].items():
+        for key in ("precision", "recall", "hmean"):
+            assert result.per_image[name].scores()[key] == pytest.approx(scores[key], abs=1e-6)
+        counts = scores.get("counts", {})
+        if "missing_prediction" in counts:
+            assert name in result.missing_pred_images
+            continue
+        ours = image_counts(result.per_image[name])
+        assert {k: ours[k] for k in counts if k in ours} == {k: v for k, v in counts.items() if k in ours}
