@@ -44,6 +44,9 @@ class AugConfig:
     blur_p: float = 0.2
     hflip_p: float = 0.5
     vflip_p: float = 0.5
+    #: Train on random ``crop`` x ``crop`` windows of the resized image instead of the whole letterbox
+    #: (how DBNet and PaddleOCR train): the resolution of ``size`` at the cost of a ``crop`` batch.
+    crop: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,11 +78,16 @@ def to_original(polygons: Sequence[np.ndarray], scale: tuple[float, float]) -> l
     return [np.asarray(p, np.float64) * factor for p in polygons]
 
 
-def build_transform(augment: AugConfig | None) -> A.Compose:
-    """Augmentations (none for evaluation) then ImageNet normalisation, carrying keypoints."""
+def build_transform(augment: AugConfig | None, mean: Sequence[float] = IMAGENET_MEAN,
+                    std: Sequence[float] = IMAGENET_STD) -> A.Compose:
+    """Augmentations (none for evaluation) then the model's normalisation, carrying keypoints."""
     steps: list[A.BasicTransform] = []
+    if augment is not None and augment.crop:
+        steps = [A.PadIfNeeded(min_height=augment.crop, min_width=augment.crop, position="top_left",
+                               border_mode=cv2.BORDER_CONSTANT, fill=0),
+                 A.RandomCrop(height=augment.crop, width=augment.crop)]
     if augment is not None:
-        steps = [
+        steps += [
             A.Rotate(limit=augment.rotate_limit, border_mode=cv2.BORDER_CONSTANT, fill=0, p=augment.rotate_p),
             A.HorizontalFlip(p=augment.hflip_p),
             A.VerticalFlip(p=augment.vflip_p),
@@ -89,7 +97,7 @@ def build_transform(augment: AugConfig | None) -> A.Compose:
                                        contrast_limit=augment.brightness_contrast, p=augment.brightness_contrast_p),
             A.GaussianBlur(blur_limit=augment.blur_limit, p=augment.blur_p),
         ]
-    steps.append(A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD))
+    steps.append(A.Normalize(mean=tuple(mean), std=tuple(std)))
     if augment is None:  # nothing moves: polygons need no keypoint processing
         return A.Compose(steps)
     return A.Compose(steps, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))
@@ -108,13 +116,18 @@ def transform_with_polygons(transform: A.Compose, image: np.ndarray,
 
 
 class TextDetectionDataset(Dataset):
-    """Images and DBNet targets at ``size`` x ``size``; ``augment=None`` for evaluation."""
+    """Images and DBNet targets at ``size`` x ``size`` (or ``augment.crop`` windows); ``augment=None`` for evaluation.
+
+    ``mean`` / ``std``: the model's input normalisation (``model.config.mean`` / ``.std``).
+    """
 
     def __init__(self, records: Sequence[ImageRecord], size: int, augment: AugConfig | None = None,
-                 targets: TargetConfig | None = None):
+                 targets: TargetConfig | None = None, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD):
         self.records = list(records)
         self.size = size
-        self.transform = build_transform(augment)
+        self.crop = augment.crop if augment is not None else None
+        self.transform = build_transform(augment, mean, std)
         self.targets = targets or TargetConfig()
 
     def __len__(self) -> int:
@@ -122,10 +135,15 @@ class TextDetectionDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
-        canvas, (sx, sy) = letterbox(read_image(record.path), self.size)
+        pixels = read_image(record.path)
+        canvas, (sx, sy) = letterbox(pixels, self.size)
+        if self.crop:  # crop windows from the image, not its padding
+            valid_w, valid_h = letterbox_size(pixels.shape[1], pixels.shape[0], self.size)
+            canvas = canvas[:valid_h, :valid_w]
         polygons = [w.points * [sx, sy] for w in record.words]
         image, polygons = transform_with_polygons(self.transform, canvas, polygons)
-        maps = make_targets(polygons, self.size, self.size, [w.degenerate for w in record.words], self.targets)
+        side = self.crop or self.size
+        maps = make_targets(polygons, side, side, [w.degenerate for w in record.words], self.targets)
         item: dict[str, Any] = {k: torch.from_numpy(v)[None] for k, v in maps.items()}
         item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         item["name"] = record.name

@@ -54,10 +54,18 @@ def dice_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch
 
 def db_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
             config: LossConfig | None = None) -> dict[str, torch.Tensor]:
-    """Total and parts (``prob``, ``thresh``, ``binary``), each unweighted but the total."""
+    """Total and parts (``prob``, ``thresh``, ``binary``), each unweighted but the total.
+
+    Without ``thresh`` in ``outputs`` (a model trained on its probability map alone) the parts
+    are ``prob`` and ``binary``, the dice then taken on the probability map itself.
+    """
     config = config or LossConfig()
     gt, mask = batch["gt"].float(), batch["mask"].float()
     prob = balanced_bce(outputs["prob_logits"].float(), gt, mask, config.negative_ratio)
+    if "thresh" not in outputs:  # a model without a threshold branch: BCE and dice on the probability map
+        binary = dice_loss(torch.sigmoid(outputs["prob_logits"].float()), gt, mask)
+        total = config.prob_weight * prob + config.binary_weight * binary
+        return {"total": total, "prob": prob, "binary": binary}
     l1 = (outputs["thresh"].float() - batch["thresh_map"].float()).abs()
     if config.thresh_l1 == "band":
         band = batch["thresh_mask"].float()

@@ -9,6 +9,12 @@ Decoder ``"db"`` (the competition baseline's): 1x1 laterals to 256, nearest x2 t
 adds, a 3x3 conv to 64 per level, upsampling to stride 4, concatenation (256 channels).
 Decoder ``"fpn"``: segmentation-models-pytorch's FPN decoder, concatenating 4 x 64.
 
+``arch="ppocr_det"`` is PaddleOCR's pretrained DB detector instead (``kit.ppocr``): the
+bundled PP-OCRv6 det, or any PP-OCR det ONNX file given as ``pretrained_path``.
+
+Each model carries its input normalisation in its config (ImageNet's for timm backbones,
+mean = std = 0.5 for PP-OCR); the data pipeline and inference read it from there.
+
 Head: probability and threshold branches (3x3 conv, two stride-2 transposed convs) giving
 maps at input resolution. Training returns logits and computes the threshold map and the
 approximate binary map ``1 / (1 + exp(-k (P - T)))`` in fp32, so autocast cannot saturate
@@ -18,7 +24,7 @@ them; evaluation returns only the probability map and skips the threshold branch
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +34,12 @@ import torch.nn.functional as F
 from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
 from torch import nn
 
+from kit.dataset import IMAGENET_MEAN, IMAGENET_STD
+
 DECODERS = ("db", "fpn")
 INNER_CHANNELS = 256
+#: The pretrained PP-OCR DB detector (kit.ppocr), built by name like a timm backbone.
+PPOCR_ARCH = "ppocr_det"
 
 
 @dataclass
@@ -40,14 +50,23 @@ class ModelConfig:
     decoder: str = "db"
     levels: tuple[int, ...] | None = None
     k: float = 50.0
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    source: str | None = None  # ppocr_det: the ONNX file (None: the one bundled with rapidocr)
+    thresh_branch: bool = True  # ppocr_det: add a threshold branch (False: train the probability map alone)
+
+    def __post_init__(self) -> None:
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+        if self.levels is not None:
+            self.levels = tuple(self.levels)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def check_arch(arch: str) -> None:
-    """Fail early, listing close names, when timm has no model called ``arch``."""
-    if not timm.is_model(arch):
+    """Fail early, listing close names, when timm has no model called ``arch`` (and it is not ``ppocr_det``)."""
+    if arch != PPOCR_ARCH and not timm.is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=6, cutoff=0.6)
         hint = f"; close names: {', '.join(close)}" if close else ""
         raise ValueError(f"unknown backbone {arch!r} (not a timm model){hint}")
@@ -109,7 +128,7 @@ class DBNet(nn.Module):
             raise
         info = self.encoder.feature_info
         self.levels = tuple(config.levels) if config.levels is not None else default_levels(info.reduction())
-        self.config = ModelConfig(config.arch, config.decoder, self.levels, config.k)
+        self.config = replace(config, levels=self.levels)
         channels = [info.channels()[i] for i in self.levels]
         if config.decoder == "db":
             self.decoder: nn.Module = DBDecoder(channels)
@@ -135,9 +154,28 @@ class DBNet(nn.Module):
 
 def build_model(arch: str = "resnet18", pretrained: bool = False, decoder: str = "db",
                 levels: tuple[int, ...] | None = None, pretrained_path: str | Path | None = None,
-                k: float = 50.0) -> DBNet:
-    """DBNet on timm backbone ``arch``; ``pretrained_path`` loads a local weights file through timm."""
+                k: float = 50.0, thresh_branch: bool = True) -> nn.Module:
+    """DBNet on timm backbone ``arch``; ``pretrained_path`` loads a local weights file through timm.
+
+    ``arch="ppocr_det"``: PaddleOCR's DB detector, pretrained from the ONNX file bundled with
+    rapidocr or from ``pretrained_path`` (any PP-OCR det ONNX file).
+    """
+    if arch == PPOCR_ARCH:
+        from kit.ppocr import PPOCR_MEAN, PPOCR_STD
+
+        source = str(Path(pretrained_path).resolve()) if pretrained_path is not None else None
+        config = ModelConfig(arch, k=k, mean=PPOCR_MEAN, std=PPOCR_STD, source=source, thresh_branch=thresh_branch)
+        return model_from_config(config, pretrained=pretrained or pretrained_path is not None)
     return DBNet(ModelConfig(arch, decoder, levels, k), pretrained=pretrained, pretrained_path=pretrained_path)
+
+
+def model_from_config(config: ModelConfig, pretrained: bool = False) -> nn.Module:
+    """The model a stored config describes (weights random unless ``pretrained``): checkpoints rebuild through this."""
+    if config.arch == PPOCR_ARCH:
+        from kit.ppocr import PPOCRDet
+
+        return PPOCRDet(config, pretrained=pretrained)
+    return DBNet(config, pretrained=pretrained)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

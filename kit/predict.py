@@ -22,7 +22,8 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -36,14 +37,18 @@ from kit.metric import CLEvalAccumulator
 from kit.postprocess import PostprocessConfig, postprocess
 from kit.train import PRECISIONS, autocast, model_from_checkpoint
 
-_NORMALIZE = build_transform(None)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def image_tensor(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[float, float]]:
-    """An RGB image letterboxed to ``size`` and normalised as in training: (1, 3, size, size) and its scale."""
+@lru_cache(maxsize=8)
+def _normalizer(mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
+    return build_transform(None, mean, std)
+
+
+def image_tensor(image: np.ndarray, size: int, model: torch.nn.Module) -> tuple[torch.Tensor, tuple[float, float]]:
+    """An RGB image letterboxed to ``size`` and normalised as ``model`` was trained: (1, 3, size, size), scale."""
     canvas, scale = letterbox(image, size)
-    normalised = _NORMALIZE(image=canvas)["image"]
+    normalised = _normalizer(tuple(model.config.mean), tuple(model.config.std))(image=canvas)["image"]
     return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None], scale
 
 
@@ -130,7 +135,7 @@ class Predictor:
         for view in self.views:
             viewed = np.ascontiguousarray(view.forward(image))
             size = max(32, round(model_size * view.scale))
-            tensor, _ = image_tensor(viewed, size)
+            tensor, _ = image_tensor(viewed, size, model)
             tensors.append((size, tensor))
             valid_w, valid_h = letterbox_size(viewed.shape[1], viewed.shape[0], size)
             valid.append((valid_h, valid_w))
@@ -153,7 +158,7 @@ class Predictor:
 def predict_image(model: torch.nn.Module, image: np.ndarray, size: int, config: PostprocessConfig | None = None,
                   device: str | torch.device = "cpu") -> tuple[list[np.ndarray], list[float]]:
     """Polygons and scores of one model on one RGB image, no TTA."""
-    tensor, scale = image_tensor(image, size)
+    tensor, scale = image_tensor(image, size, model)
     with torch.no_grad():
         prob = model.eval()(tensor.to(device))["prob"][0, 0].float().cpu().numpy()
     height, width = image.shape[:2]
@@ -190,14 +195,18 @@ def predict(predictor: Predictor, images: str | Path | Iterable[ImageRecord],
 
 
 def evaluate_predictor(predictor: Predictor, records: Sequence[ImageRecord], progress: bool = True) -> dict[str, float]:
-    """CLEval (mean over images) of a predictor on annotated records, with its speed in ms/image."""
+    """CLEval (mean over images) of a predictor on annotated records: scores, split GT words, merging
+    detections, and the speed in ms/image (prediction and metric together)."""
     accumulator = CLEvalAccumulator()
     start = time.perf_counter()
     for record in tqdm(records, desc="evaluate", disable=not progress):
         polygons, _ = predictor.predict(read_image(record.path))
         accumulator.update(record.name, record.polygons(), polygons)
     elapsed = time.perf_counter() - start
-    return {**accumulator.compute().scores(), "ms_per_image": 1000 * elapsed / max(len(records), 1)}
+    result = accumulator.compute()
+    return {**result.scores(), "split_words": sum(r.num_splitted for r in result.per_image.values()),
+            "merging_boxes": sum(r.num_merged for r in result.per_image.values()),
+            "ms_per_image": 1000 * elapsed / max(len(records), 1)}
 
 
 def main(argv: list[str] | None = None) -> None:

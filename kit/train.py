@@ -44,10 +44,10 @@ from kit.data import ImageRecord, folds_file, load_split, split_by_fold
 from kit.dataset import AugConfig, TextDetectionDataset
 from kit.loss import LossConfig, db_loss
 from kit.metric import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
-from kit.model import DBNet, ModelConfig, build_model, count_parameters
+from kit.model import PPOCR_ARCH, ModelConfig, build_model, count_parameters, model_from_config
 from kit.paths import project_path, resolve_data_dir
 from kit.postprocess import PostprocessConfig, postprocess
-from kit.presets import PRESETS, preset as load_preset
+from kit.presets import ARCH_PRESETS, PRESETS, preset as load_preset
 from kit.targets import TargetConfig
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -62,6 +62,7 @@ class TrainConfig:
     arch: str = "resnet18"
     pretrained: bool = False
     pretrained_path: str | None = None
+    thresh_branch: bool = True
     decoder: str = "db"
     levels: list[int] | None = None
     data_dir: str = "data/synth"
@@ -144,8 +145,9 @@ def resolve_config(preset: str | None = None, **overrides: Any) -> TrainConfig:
 
 def config_for(arch: str, preset: str | None = None, **overrides: Any) -> TrainConfig:
     """The notebook's rule: the preset defaults to the one named after ``arch`` (the report
-    presets are named by backbone); with another preset, ``arch`` replaces its backbone."""
-    name = preset or (arch if arch in PRESETS else None)
+    presets are named by backbone; ``ppocr_det``'s is ``ppocr_cpu``); with another preset,
+    ``arch`` replaces its backbone."""
+    name = preset or (arch if arch in PRESETS else ARCH_PRESETS.get(arch))
     return resolve_config(name, arch=arch, **overrides)
 
 
@@ -302,11 +304,11 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> dic
     return torch.load(path, map_location=device, weights_only=False)
 
 
-def model_from_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> tuple[DBNet, dict[str, Any]]:
+def model_from_checkpoint(path: Path | str,
+                          device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model (eval mode, on ``device``) and the checkpoint it came from: the file is all inference needs."""
     state = load_checkpoint(path, device)
-    config = ModelConfig(**{**state["model_config"], "levels": tuple(state["model_config"]["levels"])})
-    model = DBNet(config, pretrained=False)
+    model = model_from_config(ModelConfig(**state["model_config"]), pretrained=False)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
 
@@ -408,7 +410,9 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
     seed_everything(config.seed)
     model = build_model(config.arch, pretrained=config.pretrained and state is None, decoder=config.decoder,
                         levels=tuple(config.levels) if config.levels else None,
-                        pretrained_path=config.pretrained_path if state is None else None).to(runtime.device)
+                        pretrained_path=config.pretrained_path if state is None or config.arch == PPOCR_ARCH else None,
+                        thresh_branch=config.thresh_branch)
+    model = model.to(runtime.device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = build_optimizer(model, config)
@@ -429,9 +433,11 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
                                                           if runtime.device.type == "cuda" else None)
     n_params = count_parameters(raw_model)
 
+    norm = {"mean": raw_model.config.mean, "std": raw_model.config.std}
     train_ds = TextDetectionDataset(train_records, size_for_epoch(config.schedule, start_epoch), config.augment,
-                                    config.targets)
-    val_ds = TextDetectionDataset(val_records[runtime.rank::runtime.world], config.final_size, None, config.targets)
+                                    config.targets, **norm)
+    val_ds = TextDetectionDataset(val_records[runtime.rank::runtime.world], config.final_size, None, config.targets,
+                                  **norm)
     val_gt = {r.name: r.polygons() for r in val_records}
     started = time.time() - sum(row["epoch_time_s"] for row in history)
 

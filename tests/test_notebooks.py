@@ -51,3 +51,16 @@ def test_runs_headless(name: str, synth_dir: Path, tiny_checkpoint: Path, tmp_pa
     out = run_notebook(name, tmp_path, params[name], progress=False)
     executed = nbformat.read(out, as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
+
+
+def test_train_notebook_fine_tunes_the_pretrained_detector(synth_dir: Path, tmp_path: Path) -> None:
+    """``-p arch ppocr_det``: the PP-OCR preset by default, tiny settings here."""
+    params = {"arch": "ppocr_det", "data_dir": str(synth_dir), "epochs": 1, "max_train_images": 2,
+              "max_val_images": 1, "batch_size": 2, "schedule": [[0, 256]], "num_workers": 0,
+              "output_dir": str(tmp_path / "runs"), "run_name": "pp", "n_examples": 1}
+    out = run_notebook("02_train.ipynb", tmp_path, params, progress=False)
+    executed = nbformat.read(out, as_version=4)
+    shown = "".join(o.get("data", {}).get("text/plain", "") for c in executed.cells if c.cell_type == "code"
+                    for o in c.outputs)
+    assert "ppocr_cpu" in shown and "ppocr_det" in shown
+    assert list((tmp_path / "runs" / "pp" / "checkpoints").glob("best-epoch=00-*.ckpt"))

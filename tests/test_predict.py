@@ -14,6 +14,7 @@ import torch
 
 from kit.data import load_split, read_image
 from kit.metric import aggregate, evaluate_files, evaluate_image
+from kit.model import ModelConfig
 from kit.paths import ROOT
 from kit.postprocess import PostprocessConfig, postprocess
 from kit.predict import Predictor, View, parse_tta, predict, predict_image
@@ -24,6 +25,8 @@ from kit.train import load_checkpoint, model_from_checkpoint
 
 class PixelModel(torch.nn.Module):
     """A stand-in network whose probability at a pixel is a function of that pixel alone."""
+
+    config = ModelConfig()  # the kit's models carry their config (normalisation) like this
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"prob": torch.sigmoid(images[:, :1] * 2.0 - images[:, 2:3])}

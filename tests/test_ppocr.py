@@ -1,0 +1,143 @@
+"""The pretrained PP-OCR DB detector: exact conversion, every weight trainable, clear errors, the kit's downstream."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from kit.data import load_split, read_image
+from kit.loss import db_loss
+from kit.metric import evaluate
+from kit.model import PPOCR_ARCH, build_model
+from kit.postprocess import PostprocessConfig
+from kit.ppocr import PPOCR_MEAN, bundled_onnx_path, onnx_runtime_map
+from kit.predict import Predictor, image_tensor
+from kit.soup import average_checkpoints
+from kit.train import model_from_checkpoint, resolve_config, train
+
+
+@pytest.fixture(scope="module")
+def detector() -> torch.nn.Module:
+    return build_model(PPOCR_ARCH, pretrained=True).eval()
+
+
+def receipt_images(synth_dir: Path, count: int = 2) -> list[np.ndarray]:
+    """Real receipts (SROIE) when present, else the synthetic ones."""
+    sroie = Path(__file__).resolve().parents[2] / "shared" / "data" / "sroie"
+    data = sroie if (sroie / "jsons" / "val.json").is_file() else synth_dir
+    return [read_image(r.path) for r in load_split(data, "val")[0][:count]]
+
+
+@pytest.mark.parametrize("size", [320, 640, 960])
+def test_conversion_equals_onnx_runtime(detector: torch.nn.Module, synth_dir: Path, size: int) -> None:
+    for image in receipt_images(synth_dir):
+        tensor, _ = image_tensor(image, size, detector)
+        with torch.no_grad():
+            ours = detector(tensor)["prob"].numpy()
+        reference = onnx_runtime_map(bundled_onnx_path(), tensor.numpy())
+        assert ours.shape == reference.shape == (1, 1, size, size)
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-4)
+        assert (reference > 0.3).mean() > 0.005  # the maps hold text, not an empty page
+
+
+def test_normalisation_comes_with_the_model(detector: torch.nn.Module) -> None:
+    assert detector.config.mean == PPOCR_MEAN == detector.config.std
+    white = np.full((32, 32, 3), 255, np.uint8)
+    tensor, _ = image_tensor(white, 32, detector)
+    assert float(tensor.max()) == pytest.approx(1.0)  # (1 - 0.5) / 0.5, not ImageNet's 2.2-2.6
+
+
+@pytest.mark.parametrize("thresh_branch", [True, False])
+def test_every_parameter_receives_gradients(thresh_branch: bool) -> None:
+    model = build_model(PPOCR_ARCH, pretrained=True, thresh_branch=thresh_branch).train()
+    outputs = model(torch.randn(2, 3, 96, 128))
+    assert set(outputs) == ({"prob_logits", "thresh", "binary"} if thresh_branch else {"prob_logits"})
+    assert outputs["prob_logits"].shape == (2, 1, 96, 128)
+    batch = {"gt": (torch.rand(2, 1, 96, 128) > 0.8).float(), "mask": torch.ones(2, 1, 96, 128),
+             "thresh_map": torch.rand(2, 1, 96, 128), "thresh_mask": torch.ones(2, 1, 96, 128)}
+    losses = db_loss(outputs, batch)
+    assert ("thresh" in losses) == thresh_branch
+    losses["total"].backward()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not silent
+    # every float initializer of the file but the Resize scales and the 39 scalar constants (GELU, hard-sigmoid)
+    assert sum(p.numel() for p in model.body.parameters()) == 2_453_352
+
+
+def test_weights_stored_as_constants_convert_too(detector: torch.nn.Module, tmp_path: Path) -> None:
+    """PP-OCRv4 exports keep weights in Constant nodes: the rewrite turns them into initializers."""
+    model = onnx.load(str(bundled_onnx_path()))
+    constants = [onnx.helper.make_node("Constant", [], [init.name], value=init) for init in model.graph.initializer]
+    del model.graph.initializer[:]
+    model.graph.node.insert(0, constants[0])
+    for node in constants[1:]:
+        model.graph.node.insert(0, node)
+    path = tmp_path / "constants.onnx"
+    onnx.save(model, str(path))
+    converted = build_model(PPOCR_ARCH, pretrained_path=path).eval()
+    assert converted.config.source == str(path.resolve())
+    image = torch.rand(1, 3, 128, 96) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(converted(image)["prob"], detector(image)["prob"], rtol=0, atol=1e-6)
+
+
+def test_pretrained_false_is_random_and_checkpoints_rebuild(detector: torch.nn.Module) -> None:
+    scratch = build_model(PPOCR_ARCH, pretrained=False)
+    first = next(iter(detector.body.parameters()))
+    assert not torch.equal(next(iter(scratch.body.parameters())), first)
+
+
+def test_not_a_detector_is_a_clear_error(tmp_path: Path) -> None:
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3, "H", "W"])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(onnx.helper.make_model(graph), str(tmp_path / "relu.onnx"))
+    with pytest.raises(ValueError, match="not a DB text detector.*expected one input"):
+        build_model(PPOCR_ARCH, pretrained_path=tmp_path / "relu.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"\x00not onnx at all" * 10)
+    with pytest.raises(ValueError, match="not an ONNX model"):
+        build_model(PPOCR_ARCH, pretrained_path=tmp_path / "junk.onnx")
+    with pytest.raises(FileNotFoundError, match="ONNX detector not found"):
+        build_model(PPOCR_ARCH, pretrained_path=tmp_path / "missing.onnx")
+
+
+def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "rapidocr", None)
+    with pytest.raises(ModuleNotFoundError, match="'rapidocr' package, which is not installed.*pretrained_path"):
+        bundled_onnx_path()
+    monkeypatch.setitem(sys.modules, "onnx2torch", None)
+    with pytest.raises(ModuleNotFoundError, match="needs the 'onnx' and 'onnx2torch' packages"):
+        build_model(PPOCR_ARCH, pretrained_path=__file__)
+
+
+def test_zero_shot_finds_synthetic_receipt_text(detector: torch.nn.Module, synth_dir: Path) -> None:
+    records = load_split(synth_dir, "val")[0]
+    predictor = Predictor([detector], [960], PostprocessConfig(unclip_ratio=1.5))
+    result = evaluate({r.name: r.polygons() for r in records},
+                      {r.name: predictor.predict(read_image(r.path))[0] for r in records})
+    assert result.hmean > 0.6
+
+
+def test_fine_tune_checkpoint_hybrid_and_soup(synth_dir: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """One CPU epoch of the pretrained detector with the kit's loop, then the whole downstream."""
+    config = resolve_config("ppocr_synth", data_dir=str(synth_dir), epochs=1, max_train_images=2, max_val_images=2,
+                            batch_size=2, schedule=[[0, 256]], augment={"crop": 128}, num_workers=0,
+                            output_dir=str(tmp_path), run_name="pp")
+    run = train(config, progress=False)
+    model, state = model_from_checkpoint(run.last_checkpoint)
+    assert state["model_config"]["arch"] == PPOCR_ARCH and state["model_config"]["mean"] == PPOCR_MEAN
+    assert hasattr(model, "thresh_head")
+    image = read_image(load_split(synth_dir, "val")[0][0].path)
+    hybrid = Predictor.load([run.last_checkpoint, tiny_checkpoint], tta="hflip")
+    alone = Predictor.load([run.last_checkpoint])
+    assert hybrid.prob_map(image)[0].shape == alone.prob_map(image)[0].shape
+    assert len(alone.predict(image)[0]) > 0
+    soup = average_checkpoints([run.last_checkpoint, run.last_checkpoint], tmp_path / "soup.ckpt")
+    souped, _ = model_from_checkpoint(soup)
+    for a, b in zip(souped.state_dict().values(), model.state_dict().values()):
+        torch.testing.assert_close(a, b)
