@@ -36,8 +36,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # PaddleOCR's pretrained DB detector (kit.ppocr), fine-tuned on a CPU: random native-resolution
     # crops of the receipts (letterboxed to 1280 px, SROIE's and the synthetic receipts' long side),
-    # validated on the whole letterbox. Sizes, lr, epochs and augmentation measured on SROIE
-    # (bench/results/ppocr_sroie.md).
+    # validated on the whole letterbox. 4 epochs of SROIE take ~45 min on 2 cores; what the run gave
+    # and what is not yet measured: bench/results/ppocr_sroie.md.
     "ppocr_cpu": {
         "arch": "ppocr_det", "pretrained": True, "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0,
         "t_max": 4, "eta_min": 1e-5, "epochs": 4, "patience": 2, "batch_size": 4, "precision": "fp32",

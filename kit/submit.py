@@ -37,6 +37,14 @@ def polygon_text(points: np.ndarray) -> str:
     return " ".join(str(int(v)) for v in np.rint(np.asarray(points, np.float64)).astype(np.int64).ravel())
 
 
+def _csv_rows(path: Path) -> list[list[str]]:
+    """Every row of a CSV. A row holds up to 500 polygons of many vertices each, far beyond the
+    csv module's default 131,072-character field limit, which is lifted first."""
+    csv.field_size_limit(sys.maxsize)
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
 def write_submission(predictions: Sequence[ImageRecord], order: Sequence[str], path: str | Path) -> Path:
     """Write the CSV for the images in ``order`` (the test JSON's); images without predictions get an empty row."""
     by_name = {r.name: r for r in predictions}
@@ -75,8 +83,7 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
         return [Problem(None, None, f"{path} not found")]
     sizes = {r.name: (r.width, r.height) for r in images}
     problems: list[Problem] = []
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    rows = _csv_rows(path)
     if not rows or rows[0] != HEADER:
         return [Problem(None, None, f"header must be {','.join(HEADER)}, got {','.join(rows[0]) if rows else 'nothing'}")]
     seen: set[str] = set()
@@ -123,13 +130,10 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
 def read_submission(path: str | Path) -> list[ImageRecord]:
     """A CSV back into prediction records (no sizes: width and height are 0)."""
     records = []
-    with Path(path).open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        next(reader)
-        for name, text in reader:
-            polygons = [np.array(p.split(), np.float64).reshape(-1, 2) for p in text.split("|")] if text else []
-            words = [Word(f"{i + 1:04d}", p) for i, p in enumerate(polygons)]
-            records.append(ImageRecord(name, Path(name), 0, 0, words))
+    for name, text in _csv_rows(Path(path))[1:]:
+        polygons = [np.array(p.split(), np.float64).reshape(-1, 2) for p in text.split("|")] if text else []
+        words = [Word(f"{i + 1:04d}", p) for i, p in enumerate(polygons)]
+        records.append(ImageRecord(name, Path(name), 0, 0, words))
     return records
 
 

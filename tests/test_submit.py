@@ -91,3 +91,13 @@ def test_validator_header_too_many_polygons_and_command_line(tmp_path: Path) -> 
     run = subprocess.run([sys.executable, "-m", "kit.submit", "--check", str(many), "--test-json", str(test_json)],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 1 and "501 polygons" in run.stdout
+
+
+def test_rows_beyond_the_csv_modules_field_limit(tmp_path: Path) -> None:
+    """A real detector's row (hundreds of many-vertex polygons) is longer than csv's default 131,072 characters."""
+    circle = np.stack([100 + 90 * np.cos(np.linspace(0, 6.28, 400)), 50 + 45 * np.sin(np.linspace(0, 6.28, 400))], 1)
+    preds = [prediction("t0.jpg", [circle] * 60, [0.9] * 60)]
+    path = write_submission(preds, [r.name for r in TEST_IMAGES], tmp_path / "sub.csv")
+    assert len(path.read_text().splitlines()[1]) > 131_072
+    assert check_submission(path, TEST_IMAGES) == []
+    assert len(read_submission(path)[0].words) == 60
