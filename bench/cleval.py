@@ -130,8 +130,7 @@ def main() -> None:
     lines = [
         "# CLEval benchmark",
         "",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, otherwise idle unless noted; "
-        f"command: `python -m bench.cleval`",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores; command: `python -m bench.cleval`",
     ]
     lines += page_lines(args.pages)
     lines += [
