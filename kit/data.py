@@ -125,9 +125,8 @@ def _positive_int(entry: dict, key: str, where: str) -> int:
     return int(value)
 
 
-def read_annotations(json_path: Path | str, image_dir: Path | str | None = None) -> tuple[list[ImageRecord], LoadReport]:
-    """Read and validate one competition JSON; images are looked up in ``image_dir`` if given."""
-    json_path = Path(json_path)
+def read_images_object(json_path: Path) -> dict[str, Any]:
+    """The ``images`` object of a competition JSON; a missing, unreadable or malformed file is an error naming it."""
     try:
         doc = json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -136,10 +135,16 @@ def read_annotations(json_path: Path | str, image_dir: Path | str | None = None)
         raise AnnotationError(f"{json_path}: not valid JSON ({err})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), dict):
         raise AnnotationError(f"{json_path}: top level must be an object with an 'images' object")
+    return doc["images"]
 
+
+def read_annotations(json_path: Path | str, image_dir: Path | str | None = None) -> tuple[list[ImageRecord], LoadReport]:
+    """Read and validate one competition JSON; images are looked up in ``image_dir`` if given."""
+    json_path = Path(json_path)
+    images = read_images_object(json_path)
     report = LoadReport(json_path)
     records = []
-    for name, entry in doc["images"].items():
+    for name, entry in images.items():
         where = f"{json_path} image {name!r}"
         if not isinstance(entry, dict):
             raise AnnotationError(f"{where}: entry must be an object")

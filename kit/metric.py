@@ -568,17 +568,15 @@ def read_metric_json(path: Path | str, gt: bool) -> dict[str, Words]:
     and every GT image needs ``words`` (the reference fails without it); a prediction
     image without ``words`` has no detections.
     """
+    from kit.data import AnnotationError, read_images_object
+
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MetricInputError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise MetricInputError(f"{path}: not a JSON file ({err}); a submission CSV is read with --csv") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), dict):
-        raise MetricInputError(f"{path}: top level must be an object with an 'images' object")
+        images = read_images_object(path)
+    except AnnotationError as err:
+        raise MetricInputError(str(err)) from None
     out: dict[str, Words] = {}
-    for name, entry in doc["images"].items():
+    for name, entry in images.items():
         where = f"{path} image {name!r}"
         if not isinstance(entry, dict):
             raise MetricInputError(f"{where}: entry must be an object")

@@ -231,7 +231,7 @@ def test_files_report_what_they_skip_and_strict_refuses(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content, message", [
-    ("img,points\n", "not a JSON file"),
+    ("img,points\n", "not valid JSON"),
     ('{"pictures": {}}', "'images' object"),
     ('{"images": {"a.jpg": {"words": {"7": {"points": [[1, "x"]]}}}}}', "image 'a.jpg' word '7': non-numeric"),
 ])
