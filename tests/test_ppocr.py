@@ -86,7 +86,7 @@ def test_weights_stored_as_constants_convert_too(detector: torch.nn.Module, tmp_
         torch.testing.assert_close(converted(image)["prob"], detector(image)["prob"], rtol=0, atol=1e-6)
 
 
-def test_pretrained_false_is_random_and_checkpoints_rebuild(detector: torch.nn.Module) -> None:
+def test_pretrained_false_gives_random_weights(detector: torch.nn.Module) -> None:
     scratch = build_model(PPOCR_ARCH, pretrained=False)
     first = next(iter(detector.body.parameters()))
     assert not torch.equal(next(iter(scratch.body.parameters())), first)
