@@ -22,7 +22,7 @@ import time
 
 from bench import write_results
 from kit.data import load_split
-from kit.metric import evaluate, evaluate_image, read_metric_json
+from kit.metric import evaluate, evaluate_image, polygons_by_image
 from kit.paths import ROOT
 from tests.reference import make_workload, reference_cleval_image
 
@@ -46,8 +46,8 @@ def golden_pages(count: int) -> tuple[dict, dict]:
     """The golden page cases' images, cycled to ``count`` pages (GT and predictions as the metric reads them)."""
     pages = []
     for case in sorted(CASES.glob("*_receipt_page*")):
-        gt, pred = read_metric_json(case / "gt.json", gt=True), read_metric_json(case / "pred.json", gt=False)
-        pages += [([p for _, p in gt[n]], [p for _, p in pred.get(n, [])]) for n in gt]
+        gt, pred = polygons_by_image(case / "gt.json", gt=True), polygons_by_image(case / "pred.json")
+        pages += [(gt[n], pred.get(n, [])) for n in gt]
     chosen = list(itertools.islice(itertools.cycle(pages), count))
     return ({f"p{i:03d}": g for i, (g, _) in enumerate(chosen)}, {f"p{i:03d}": d for i, (_, d) in enumerate(chosen)})
 

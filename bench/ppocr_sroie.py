@@ -12,7 +12,6 @@ instead of training). Needs ``../shared/data/sroie``.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import platform
 import sys
@@ -29,7 +28,7 @@ from kit.paths import ROOT, project_path
 from kit.postprocess import PostprocessConfig
 from kit.predict import Predictor, evaluate_predictor
 from kit.threshold_search import best_setting, cache_maps, threshold_search
-from kit.train import resolve_config, train
+from kit.train import parse_overrides, resolve_config, train
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "ppocr_sroie.md"
@@ -59,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (SROIE / "jsons" / "train.json").is_file():
         sys.exit(f"{SROIE} not found")
-    overrides = {k: ast.literal_eval(v) for k, _, v in (s.partition("=") for s in args.set)}
+    overrides = parse_overrides(args.set)
     config = resolve_config(args.preset, data_dir=str(SROIE), run_name=RUN, **overrides)
     val, tune = load_split(SROIE, "val")[0], load_split(SROIE, "train")[0][:50]
     run_dir = project_path(config.output_dir) / RUN

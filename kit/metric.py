@@ -56,6 +56,8 @@ from scipy.spatial import ConvexHull, QhullError
 
 EPS32 = float(np.finfo(np.float32).eps)
 MAX_CHARS = 100
+#: The skip reason of detections past the cap (``image_counts`` tells them from invalid polygons by it).
+OVER_CAP = "beyond the first"
 
 
 @dataclass
@@ -198,7 +200,7 @@ def centres_inside(polygons: Sequence[np.ndarray], bounds: np.ndarray, centres: 
         return inside
     first, successor, starts = _rings(polygons)
     second = first[successor]
-    per_pair = np.array([len(p) for p in polygons])[d_idx]
+    per_pair = np.diff(np.append(starts, len(first)))[d_idx]  # each pair's polygon's vertex count
     pair_start = np.concatenate([[0], np.cumsum(per_pair)[:-1]])
     edge = np.arange(per_pair.sum()) - np.repeat(pair_start - starts[d_idx], per_pair)
     x1, y1, x2, y2 = first[edge, 0], first[edge, 1], second[edge, 0], second[edge, 1]
@@ -356,7 +358,7 @@ def evaluate_image(gt_polygons: Sequence[np.ndarray], det_polygons: Sequence[np.
     config = config or CLEvalConfig()
     gt_list, gt_index, skipped_gt = _usable([round_gt(p) for p in gt_polygons])
     det_list, det_index, skipped_det = _usable(list(det_polygons)[: config.max_detections])
-    cap = f"beyond the first {config.max_detections} detections"  # image_counts tells these from invalid ones
+    cap = f"{OVER_CAP} {config.max_detections} detections"
     skipped_det += [(i, cap) for i in range(config.max_detections, len(det_polygons))]
     gt, det = Boxes.prepare(gt_list), Boxes.prepare(det_list)
     n_gt, n_det = len(gt), len(det)
@@ -598,9 +600,13 @@ def read_metric_json(path: Path | str, gt: bool) -> dict[str, Words]:
     return out
 
 
+def _coordinates(words_by_image: Mapping[str, Words]) -> dict[str, list[np.ndarray]]:
+    return {name: [points for _, points in words] for name, words in words_by_image.items()}
+
+
 def polygons_by_image(json_path: Path | str, gt: bool = False) -> dict[str, list[np.ndarray]]:
     """``{image: [flat coordinates, ...]}`` of a competition JSON, read as the metric reads it."""
-    return {name: [points for _, points in words] for name, words in read_metric_json(json_path, gt).items()}
+    return _coordinates(read_metric_json(json_path, gt))
 
 
 def input_problems(result: DatasetResult, gt: Mapping[str, Words], pred: Mapping[str, Words]) -> dict[str, Any]:
@@ -639,12 +645,11 @@ def evaluate_files(gt_json: Path | str, pred_json: Path | str, config: CLEvalCon
     ``result.problems`` lists what was skipped or ignored; ``strict`` makes any of it an error.
     """
     gt, pred = read_metric_json(gt_json, gt=True), read_metric_json(pred_json, gt=False)
-    result = evaluate({n: [p for _, p in w] for n, w in gt.items()}, {n: [p for _, p in w] for n, w in pred.items()},
-                      config, aggregation, workers)
+    result = evaluate(_coordinates(gt), _coordinates(pred), config, aggregation, workers)
     result.problems = input_problems(result, gt, pred)
-    if strict and problem_lines(result.problems):
-        found = "; ".join(problem_lines(result.problems))
-        raise MetricInputError(f"{pred_json} against {gt_json} (--strict): {found}")
+    found = problem_lines(result.problems)
+    if strict and found:
+        raise MetricInputError(f"{pred_json} against {gt_json} (--strict): {'; '.join(found)}")
     return result
 
 
@@ -654,7 +659,7 @@ def image_counts(result: ImageResult) -> dict[str, float]:
             "gran_recall": result.gran_recall, "gran_precision": result.gran_precision,
             "fp_chars": result.num_char_fp, "num_splitted": result.num_splitted, "num_merged": result.num_merged,
             "warn_skipped_polygons": sum(1 for _, why in result.skipped_gt + result.skipped_det
-                                         if not why.startswith("beyond"))}  # invalid ones, not those over the cap
+                                         if not why.startswith(OVER_CAP))}  # invalid ones, not those over the cap
 
 
 def main(argv: Iterable[str] | None = None) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import timm
 import torch
@@ -139,17 +139,34 @@ class DBNet(nn.Module):
         self.thresh_head = _branch(INNER_CHANNELS)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        height, width = images.shape[-2:]
-        stride = max(self.encoder.feature_info.reduction())
-        padded = F.pad(images, (0, -width % stride, 0, -height % stride))  # the decoders need multiples of 32
-        features = self.encoder(padded)
+        features = self.encoder(pad_to_multiple(images, max(self.encoder.feature_info.reduction())))
         fused = self.decoder([features[i] for i in self.levels])
-        prob_logits = self.prob_head(fused)[..., :height, :width].float()
-        if not self.training:
-            return {"prob": torch.sigmoid(prob_logits)}
-        thresh = torch.sigmoid(self.thresh_head(fused)[..., :height, :width].float())
-        binary = torch.sigmoid(self.config.k * (torch.sigmoid(prob_logits) - thresh))
-        return {"prob_logits": prob_logits, "thresh": thresh, "binary": binary}
+        return db_outputs(self.prob_head(fused), images.shape[-2:], self.training, self.config.k,
+                          lambda: self.thresh_head(fused))
+
+
+def pad_to_multiple(images: torch.Tensor, stride: int) -> torch.Tensor:
+    """Zero-pad bottom/right so both sides are multiples of ``stride`` (what the decoders need)."""
+    height, width = images.shape[-2:]
+    return F.pad(images, (0, -width % stride, 0, -height % stride))
+
+
+def db_outputs(prob_logits: torch.Tensor, size: tuple[int, int], training: bool, k: float,
+               thresh_logits: Callable[[], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The kit's model outputs from head logits of the padded input, cropped to ``size`` (height, width), fp32.
+
+    Evaluation: ``{"prob"}`` (the threshold branch is not run). Training: ``{"prob_logits"}``,
+    plus ``{"thresh", "binary"}`` when the model has a threshold branch (``thresh_logits``).
+    """
+    height, width = size
+    prob_logits = prob_logits[..., :height, :width].float()
+    if not training:
+        return {"prob": torch.sigmoid(prob_logits)}
+    if thresh_logits is None:
+        return {"prob_logits": prob_logits}
+    thresh = torch.sigmoid(thresh_logits()[..., :height, :width].float())
+    binary = torch.sigmoid(k * (torch.sigmoid(prob_logits) - thresh))
+    return {"prob_logits": prob_logits, "thresh": thresh, "binary": binary}
 
 
 def build_model(arch: str = "resnet18", pretrained: bool = False, decoder: str = "db",

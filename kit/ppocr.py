@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
+
+from kit.model import _branch, db_outputs, pad_to_multiple
 
 #: The detector inside the rapidocr wheel, used when no ONNX file is given.
 BUNDLED_MODEL = "PP-OCRv6_det_small.onnx"
@@ -218,22 +219,12 @@ class PPOCRDet(nn.Module):
             _reinitialise(self.body)
         self.config = config
         if config.thresh_branch:
-            from kit.model import _branch
-
             self.thresh_head = _branch(channels)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        height, width = images.shape[-2:]
-        padded = F.pad(images, (0, -width % STRIDE, 0, -height % STRIDE))
-        features, logits = self.body(padded)
-        prob_logits = logits[..., :height, :width].float()
-        if not self.training:
-            return {"prob": torch.sigmoid(prob_logits)}
-        if not self.config.thresh_branch:
-            return {"prob_logits": prob_logits}
-        thresh = torch.sigmoid(self.thresh_head(features)[..., :height, :width].float())
-        binary = torch.sigmoid(self.config.k * (torch.sigmoid(prob_logits) - thresh))
-        return {"prob_logits": prob_logits, "thresh": thresh, "binary": binary}
+        features, logits = self.body(pad_to_multiple(images, STRIDE))
+        thresh = (lambda: self.thresh_head(features)) if self.config.thresh_branch else None
+        return db_outputs(logits, images.shape[-2:], self.training, self.config.k, thresh)
 
 
 def onnx_runtime_map(path: str | Path, images: np.ndarray) -> np.ndarray:

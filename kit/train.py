@@ -530,6 +530,20 @@ def append_run(path: Path, summary: dict[str, Any]) -> None:
     pd.DataFrame(rows).to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["lr=4e-4", "data_dir=data/x"]`` -> settings: Python literals where they parse, else the raw string."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kit.train", description="Train DBNet with a preset.")
     parser.add_argument("--preset", default=None)
@@ -537,15 +551,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="override a setting, e.g. --set lr=4e-4 --set 'schedule=[[0,640],[4,960]]'")
     parser.add_argument("--resume", type=Path, default=None, help="a checkpoint of the run to continue")
     args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            parser.error(f"--set takes KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            overrides[key] = raw
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as err:
+        parser.error(str(err))
     result = train(resolve_config(args.preset, **overrides), resume=args.resume)
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(json.dumps(result.summary, default=str))

@@ -19,6 +19,7 @@ from kit.ppocr import PPOCR_MEAN, bundled_onnx_path, onnx_runtime_map
 from kit.predict import Predictor, image_tensor
 from kit.soup import average_checkpoints
 from kit.train import model_from_checkpoint, resolve_config, train
+from tests.conftest import SROIE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,7 @@ def detector() -> torch.nn.Module:
 
 def receipt_images(synth_dir: Path, count: int = 2) -> list[np.ndarray]:
     """Real receipts (SROIE) when present, else the synthetic ones."""
-    sroie = Path(__file__).resolve().parents[2] / "shared" / "data" / "sroie"
-    data = sroie if (sroie / "jsons" / "val.json").is_file() else synth_dir
+    data = SROIE_DIR if (SROIE_DIR / "jsons" / "val.json").is_file() else synth_dir
     return [read_image(r.path) for r in load_split(data, "val")[0][:count]]
 
 
