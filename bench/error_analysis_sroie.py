@@ -10,14 +10,12 @@ from __future__ import annotations
 import sys
 import time
 
-from kit import analysis
 from bench import write_results
+from kit import analysis
+from kit.checkpoint import expand_checkpoints
 from kit.data import load_split
-from kit.metric import evaluate
-from kit.notebooks import run_notebook
-from kit.paths import OUTPUTS, ROOT, expand_checkpoints
-from kit.predict import Predictor
-from kit.threshold_search import cache_maps, polygons_from_maps
+from kit.paths import OUTPUTS, ROOT
+from kit.pipeline import run_notebook
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 CHECKPOINT = "outputs/bench-sroie-resnet18/checkpoints/best-*.ckpt"
@@ -30,13 +28,12 @@ def main() -> None:
     checkpoint = expand_checkpoints(CHECKPOINT)[0]
     start = time.perf_counter()
     executed = run_notebook("03_error_analysis.ipynb", OUTPUTS / "bench",
-                            {"checkpoint": str(checkpoint), "data_dir": str(SROIE), "split": "val"},
+                            {"checkpoints": [str(checkpoint)], "data_dir": str(SROIE), "split": "val"},
                             out_name="03_error_analysis_sroie.ipynb")
     seconds = time.perf_counter() - start
     records, _ = load_split(SROIE, "val")
-    predictor = Predictor.load([checkpoint])
-    predictions = polygons_from_maps(cache_maps(predictor, records, progress=False), predictor.config)
-    result = evaluate({r.name: r.polygons() for r in records}, predictions)
+    found = analysis.analyse(records, [checkpoint], progress=False)
+    result = found.result
     per_image = analysis.per_image_table(result, records)
     lines = [
         "# Error analysis on SROIE val (notebook 03 under papermill)",
@@ -49,7 +46,7 @@ def main() -> None:
         f"- error totals: {analysis.taxonomy(result)}",
         "",
         "Diagnosis:",
-        *[f"- {line}" for line in analysis.diagnose(result.precision, result.recall)],
+        *[f"- {line}" for line in found.diagnosis()],
     ]
     write_results(RESULTS, lines)
 

@@ -20,8 +20,9 @@ from kit.dataset import AugConfig, TextDetectionDataset
 from kit.loss import db_loss
 from kit.model import build_model
 from kit.paths import ROOT, SYNTH_DIR
+from kit.runtime import Runtime, to_device
 from kit.synth import ensure_dataset
-from kit.train import Runtime, make_loader, resolve_config, to_device
+from kit.train import make_loader, resolve_config
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "loader.md"

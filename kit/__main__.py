@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kit.notebooks import reproduce, run_main_job
 from kit.paths import OUTPUTS, SYNTH_DIR
+from kit.pipeline import reproduce, run_main_job
 from kit.synth import DEFAULT_COUNTS, generate_dataset
 
 

@@ -5,22 +5,27 @@ release paired with torch 2.13.0) is a CUDA build: beside the CPU torch wheel it
 cannot load, and its ``_meta_registrations`` then fails on ``register_fake`` for ops that
 were never defined. Defining those two op schemas lets the pure-Python part import; the kit
 uses none of torchvision's C ops. Where the ops load (a matching CUDA torch), nothing changes.
+
+``import kit`` only installs :func:`install`'s import hook, which does this the first time
+anything imports torchvision (timm, smp, onnx2torch or the user), so importing the kit
+itself (and its metric and submission CLIs) does not import torch.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import sys
 import warnings
 from pathlib import Path
-
-import torch
 
 _NMS_SCHEMA = "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
 
 
 def _ops_load(package_dir: Path) -> bool:
     """True when torchvision's compiled ops load into this torch."""
+    import torch
+
     for lib in package_dir.glob("_C*"):
         try:
             torch.ops.load_library(str(lib))
@@ -37,7 +42,25 @@ def ensure_importable() -> None:
     spec = importlib.util.find_spec("torchvision")
     if spec is None or spec.origin is None or _ops_load(Path(spec.origin).parent):
         return
+    import torch
+
     for op in ("nms", "qnms"):
         if not torch._C._dispatch_has_kernel(f"torchvision::{op}"):
             torch.library.define(f"torchvision::{op}", _NMS_SCHEMA)
     warnings.filterwarnings("ignore", message="Failed to load '_C' extension")
+
+
+class _BeforeTorchvision(importlib.abc.MetaPathFinder):
+    """Runs :func:`ensure_importable` when torchvision is first imported, then steps aside (finds nothing itself)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "torchvision":
+            sys.meta_path.remove(self)
+            ensure_importable()
+        return None
+
+
+def install() -> None:
+    """Arrange for :func:`ensure_importable` to run just before torchvision's first import; idempotent."""
+    if "torchvision" not in sys.modules and not any(isinstance(f, _BeforeTorchvision) for f in sys.meta_path):
+        sys.meta_path.insert(0, _BeforeTorchvision())

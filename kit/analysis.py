@@ -1,19 +1,29 @@
 """Error analysis from CLEval's matching: per-image scores, an error taxonomy, and the reports' diagnosis.
 
-Everything here reads a :class:`kit.metric.DatasetResult` (its per-image matching) with the
-GT records and the predicted polygons; notebook 03 only plots these tables.
+:func:`analyse` predicts (a checkpoint or an ensemble, optionally with TTA) or reads a
+predictions JSON and scores it; everything else reads its :class:`kit.metric.DatasetResult`
+(the per-image matching) with the GT records and the predicted polygons. Notebook 03 and
+``bench/error_analysis_sroie.py`` call these and only plot or print the tables.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from kit.checkpoint import Checkpoint
+from kit.compare import SCORES_CSV
 from kit.data import ImageRecord
 from kit.eda import word_table
-from kit.metric import DatasetResult, ImageResult
+from kit.ensemble import resolve_choice
+from kit.metric import DatasetResult, ImageResult, evaluate, polygons_by_image
+from kit.paths import project_path
+from kit.postprocess import PostprocessConfig
+from kit.threshold_search import CachedMap, cache_maps, polygons_from_maps
 
 #: Precision-recall gap (points of H-mean scale, i.e. x100) under which a model is balanced.
 HEALTHY_GAP = 1.0
@@ -108,3 +118,58 @@ def diagnose(precision: float, recall: float, test_hmean: float | None = None, v
         else:
             notes.append(f"best epoch is the last ({last_epoch}): still improving, more epochs may help.")
     return notes
+
+
+@dataclass
+class ErrorAnalysis:
+    """What notebook 03 looks at: the scored predictions and, for checkpoints, the cached maps and settings."""
+
+    records: list[ImageRecord]
+    predictions: dict[str, list[np.ndarray]]
+    result: DatasetResult
+    maps: list[CachedMap] | None = None
+    config: PostprocessConfig | None = None
+    checkpoint: Path | None = None
+
+    def diagnosis(self, scores_csv: Path = SCORES_CSV) -> list[str]:
+        """:func:`diagnose` with the run's whole history and its recorded test H-mean (``kit.compare``), if any."""
+        history = run_history(self.checkpoint) if self.checkpoint else []
+        best = max(history, key=lambda row: row["val_hmean"]) if history else None
+        test_h = None
+        if self.checkpoint and scores_csv.is_file():
+            scores = pd.read_csv(scores_csv)
+            found = scores.loc[scores["run"] == self.checkpoint.parent.parent.name, "test_hmean"].dropna()
+            test_h = float(found.iloc[0]) if len(found) else None
+        return diagnose(self.result.precision, self.result.recall, test_hmean=test_h, val_hmean=self.result.hmean,
+                        best_epoch=int(best["epoch"]) if best else None,
+                        last_epoch=int(history[-1]["epoch"]) if history else None)
+
+
+def analyse(records: Sequence[ImageRecord], checkpoints: Sequence[str | Path] | str | None = None,
+            predictions_json: str | Path | None = None, weights: Sequence[float] | None = None, tta: str = "",
+            progress: bool = True, **postprocess: float | None) -> ErrorAnalysis:
+    """Score ``records`` against a predictions JSON, or against checkpoints predicted here (maps cached).
+
+    ``postprocess`` settings given (``thresh=0.25``...) override the first checkpoint's.
+    """
+    gt = {r.name: r.polygons() for r in records}
+    if predictions_json:
+        predictions = polygons_by_image(project_path(predictions_json))
+        return ErrorAnalysis(list(records), predictions, evaluate(gt, predictions))
+    if not checkpoints:
+        raise ValueError("give checkpoints or a predictions JSON to analyse")
+    choice = resolve_choice(None, checkpoints, weights, tta, **postprocess)
+    predictor = choice.predictor()
+    maps = cache_maps(predictor, records, progress=progress)
+    predictions = polygons_from_maps(maps, predictor.config)
+    return ErrorAnalysis(list(records), predictions, evaluate(gt, predictions), maps, predictor.config,
+                         Path(choice.checkpoints[0]))
+
+
+def run_history(checkpoint: Path | str) -> list[dict[str, Any]]:
+    """Every epoch of the run a checkpoint came from: its run's ``metrics.csv`` when present (a best
+    checkpoint holds only the epochs up to itself), else the checkpoint's own history."""
+    metrics = Path(checkpoint).parent.parent / "metrics.csv"
+    if metrics.is_file():
+        return pd.read_csv(metrics).to_dict("records")
+    return Checkpoint.load(checkpoint).history

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kit.checkpoint import Checkpoint
 from kit.paths import OUTPUTS
-from kit.train import model_from_checkpoint, peak_memory_mb
+from kit.runtime import peak_memory_mb
 
 SCORES_CSV = OUTPUTS / "scores.csv"
 
@@ -77,8 +78,8 @@ def measure_inference(checkpoint: str | Path, size: int | None = None, repeats: 
                       device: str | None = None) -> dict[str, float]:
     """Inference ms/image (network forward at ``size``, batch 1, after warm-up) and peak memory in MB."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, state = model_from_checkpoint(checkpoint, device)
-    size = size or state["eval_size"]
+    loaded = Checkpoint.load(checkpoint, device)
+    model, size = loaded.build_model(device), size or loaded.eval_size
     images = torch.randn(1, 3, size, size, device=device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()

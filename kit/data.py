@@ -31,8 +31,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from kit.paths import COMPETITION_DIR, SYNTH_DIR, project_path
+
 SPLITS = ("train", "val", "test")
 MIN_POINTS = 4
+#: What a folder of images to predict may hold.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 EXIF_ORIENTATION_TAG = 0x0112
 #: EXIF orientations that swap width and height (transpose, rotate 90/270, transverse).
 EXIF_SWAPS_AXES = {5, 6, 7, 8}
@@ -138,7 +142,8 @@ def read_images_object(json_path: Path) -> dict[str, Any]:
     return doc["images"]
 
 
-def read_annotations(json_path: Path | str, image_dir: Path | str | None = None) -> tuple[list[ImageRecord], LoadReport]:
+def read_annotations(json_path: Path | str,
+                     image_dir: Path | str | None = None) -> tuple[list[ImageRecord], LoadReport]:
     """Read and validate one competition JSON; images are looked up in ``image_dir`` if given."""
     json_path = Path(json_path)
     images = read_images_object(json_path)
@@ -228,6 +233,47 @@ def read_image(path: Path | str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def image_records(images: str | Path | Iterable[ImageRecord]) -> list[ImageRecord]:
+    """Records for a folder of images (sizes read from the files) or the given records."""
+    if isinstance(images, (str, Path)):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder not found: {folder}")
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        records = []
+        for p in paths:
+            with Image.open(p) as im:  # the header gives the stored size, the frame read_image returns
+                width, height = im.size
+            records.append(ImageRecord(p.name, p, width, height))
+        return records
+    return list(images)
+
+
+def resolve_data_dir(data_dir: Path | str, announce: bool = True) -> Path:
+    """The dataset folder to use.
+
+    The synthetic default is generated on first use. The default competition folder
+    (``data/receipts``) falls back to the synthetic data, saying so, when it is absent;
+    any other folder must hold a dataset.
+    """
+    from kit.synth import ensure_dataset  # the generator imports this module: import it only when asked
+
+    path = project_path(data_dir)
+    if path == COMPETITION_DIR and not available_splits(path):
+        if announce:
+            print(f"No competition data in {path}: using the synthetic receipts in {SYNTH_DIR} instead.")
+        path = SYNTH_DIR
+    if path == SYNTH_DIR:
+        return ensure_dataset(path)
+    if not available_splits(path):
+        raise FileNotFoundError(
+            f"{path}: no dataset here (expected jsons/train.json, val.json or test.json and images/<split>/)"
+        )
+    return path
+
+
 def check_image_sizes(records: Iterable[ImageRecord]) -> list[dict[str, Any]]:
     """Compare each ``img_w``/``img_h`` to the stored and EXIF-rotated sizes; return the mismatches.
 
@@ -287,7 +333,8 @@ def folds_file(names: Iterable[str], path: Path | str, n_folds: int = 5, seed: i
     return folds
 
 
-def split_by_fold(records: list[ImageRecord], folds: dict[str, int], fold: int) -> tuple[list[ImageRecord], list[ImageRecord]]:
+def split_by_fold(records: list[ImageRecord], folds: dict[str, int],
+                  fold: int) -> tuple[list[ImageRecord], list[ImageRecord]]:
     """(training records, held-out records) for one fold."""
     unknown = [r.name for r in records if r.name not in folds]
     if unknown:

@@ -53,7 +53,6 @@ import numpy as np
 import shapely
 from scipy.spatial import ConvexHull, QhullError
 
-
 EPS32 = float(np.finfo(np.float32).eps)
 MAX_CHARS = 100
 #: The skip reason of detections past the cap (``image_counts`` tells them from invalid polygons by it).
@@ -184,7 +183,7 @@ def all_pseudo_char_centres(words: Sequence[np.ndarray], counts: Sequence[int]) 
 
 
 def centres_inside(polygons: Sequence[np.ndarray], bounds: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """(polygons, centres) even-odd test (:func:`kit.targets.points_in_polygon`), every pair at once.
+    """(polygons, centres) even-odd test (:func:`kit.geometry.points_in_polygon`), every pair at once.
 
     Only pairs whose bounding boxes admit the centre are tested: each such pair is expanded
     to its polygon's edges, the crossings are summed per pair and their parity taken.

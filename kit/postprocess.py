@@ -17,14 +17,13 @@ kernel; trained models' maps are wider than their kernels, which the empirical r
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from kit.targets import TargetConfig, offset_polygon
+from kit.geometry import SHRINK_RATIO, inverse_shrink_distance, offset_polygon, orient_clockwise
 
 #: Contour simplification tolerance, as a fraction of the contour's perimeter.
 APPROX_EPSILON = 0.002
@@ -40,7 +39,7 @@ class PostprocessConfig:
     unclip_ratio: float | None = 2.0
     output: str = "polygon"  # or "quad"
     min_size: float = 3.0
-    shrink_ratio: float = TargetConfig.shrink_ratio  # used when unclip_ratio is None
+    shrink_ratio: float = SHRINK_RATIO  # used when unclip_ratio is None
 
     def __post_init__(self) -> None:
         if self.output not in ("polygon", "quad"):
@@ -48,18 +47,6 @@ class PostprocessConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def inverse_shrink_distance(area: float, length: float, shrink_ratio: float) -> float:
-    """Offset that undoes DBNet's shrink D = A (1 - r^2) / L of a convex quadrilateral.
-
-    A shrunk quad of area a and perimeter l was its original minus a band of width D:
-    A = a + l D + 4 D^2 and L = l + 8 D. Substituting into D L = c A (c = 1 - r^2) gives
-    (8 - 4c) D^2 + (1 - c) l D - c a = 0, whose positive root this returns.
-    """
-    c = 1.0 - shrink_ratio**2
-    qa, qb, qc = 8.0 - 4.0 * c, (1.0 - c) * length, -c * area
-    return (-qb + math.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa)
 
 
 def _unclip_distance(contour: np.ndarray, config: PostprocessConfig) -> float:
@@ -72,17 +59,10 @@ def _unclip_distance(contour: np.ndarray, config: PostprocessConfig) -> float:
     return inverse_shrink_distance(area + 0.5 * length + 1.0, length + 4.0, config.shrink_ratio) + 0.5
 
 
-def _orient_clockwise(polygon: np.ndarray) -> np.ndarray:
-    """Vertices in the GT's winding (TL -> TR -> BR -> BL: clockwise on screen, y down)."""
-    x, y = polygon[:, 0], polygon[:, 1]
-    signed = float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-    return polygon if signed >= 0 else polygon[::-1]
-
-
 def _quad(points: np.ndarray) -> np.ndarray:
     """Minimum-area rectangle of ``points``, starting at the corner nearest the top-left."""
     box = cv2.boxPoints(cv2.minAreaRect(points.astype(np.float32))).astype(np.float64)
-    box = _orient_clockwise(box)
+    box = orient_clockwise(box)
     return np.roll(box, -int(np.argmin(box.sum(1))), axis=0)
 
 
@@ -104,7 +84,8 @@ def score_regions(prob: np.ndarray, config: PostprocessConfig) -> tuple[list[np.
 
 
 def polygons_from_regions(contours: list[np.ndarray], scores: np.ndarray, scale: tuple[float, float],
-                          image_size: tuple[int, int], config: PostprocessConfig) -> tuple[list[np.ndarray], list[float]]:
+                          image_size: tuple[int, int],
+                          config: PostprocessConfig) -> tuple[list[np.ndarray], list[float]]:
     """Filter, rank, cap, unclip, size-check, map back and clip the scored regions."""
     order = sorted((i for i in range(len(contours)) if scores[i] >= config.box_thresh), key=lambda i: -scores[i])
     width, height = image_size
@@ -131,7 +112,7 @@ def polygons_from_regions(contours: list[np.ndarray], scores: np.ndarray, scale:
         result = np.clip(result, 0.0, np.asarray([width, height], np.float64))
         if abs(cv2.contourArea(result.astype(np.float32))) < 1.0:
             continue
-        polygons.append(_orient_clockwise(result))
+        polygons.append(orient_clockwise(result))
         kept_scores.append(float(scores[i]))
     return polygons, kept_scores
 

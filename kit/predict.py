@@ -1,8 +1,8 @@
 """Inference: checkpoints (one, a fold ensemble or a cross-backbone "hybrid") with test-time augmentation.
 
 Every model and every TTA view produces a probability map that is mapped back exactly into
-one common frame, the letterbox of the original image at ``size`` (the first checkpoint's
-evaluation size unless given); the maps are averaged there (TTA views equally, models with
+one common frame, the letterbox of the original image at ``frame_size`` (the first
+checkpoint's evaluation size unless given); the maps are averaged there (TTA views equally, models with
 ``weights``) and postprocessed once. Map averaging is what makes ensembles work: merging
 polygons (voting, WBF) never beat the best single model in the competition.
 
@@ -21,23 +21,21 @@ import argparse
 import json
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from kit.data import ImageRecord, Word, read_image, to_json_doc
+from kit.checkpoint import Checkpoint
+from kit.data import ImageRecord, Word, image_records, read_image, to_json_doc
 from kit.dataset import build_transform, letterbox, letterbox_size
 from kit.metric import CLEvalAccumulator
 from kit.postprocess import PostprocessConfig, postprocess
-from kit.train import PRECISIONS, autocast, model_from_checkpoint
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from kit.runtime import PRECISIONS, autocast
 
 
 @lru_cache(maxsize=8)
@@ -87,46 +85,46 @@ def parse_tta(spec: str | Sequence[str] | None) -> list[View]:
 class Predictor:
     """Weighted map averaging over checkpoints and TTA views, then the postprocess."""
 
-    def __init__(self, models: Sequence[torch.nn.Module], sizes: Sequence[int], config: PostprocessConfig,
+    def __init__(self, models: Sequence[torch.nn.Module], eval_sizes: Sequence[int], config: PostprocessConfig,
                  weights: Sequence[float] | None = None, tta: str | Sequence[str] | None = None,
-                 size: int | None = None, device: str | torch.device = "cpu", precision: str = "fp32"):
-        if not models or len(sizes) != len(models):
+                 frame_size: int | None = None, device: str | torch.device = "cpu", precision: str = "fp32"):
+        if not models or len(eval_sizes) != len(models):
             raise ValueError("give at least one model, and one evaluation size per model")
         weights = list(weights) if weights is not None else [1.0] * len(models)
         if len(weights) != len(models) or sum(weights) <= 0:
             raise ValueError(f"{len(weights)} weights for {len(models)} models")
         self.models = [m.eval() for m in models]
-        self.sizes = [int(s) for s in sizes]
+        self.eval_sizes = [int(s) for s in eval_sizes]
         self.weights = [w / sum(weights) for w in weights]
         self.views = parse_tta(tta)
-        self.size = size or self.sizes[0]
+        self.frame_size = frame_size or self.eval_sizes[0]
         self.config = config
         self.device = torch.device(device)
         self.precision = precision
 
     @classmethod
     def load(cls, checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
-             tta: str | Sequence[str] | None = None, size: int | None = None,
+             tta: str | Sequence[str] | None = None, frame_size: int | None = None,
              config: PostprocessConfig | None = None, device: str | None = None, precision: str = "fp32") -> Predictor:
         """Checkpoints (each with its own backbone and evaluation size); the first one's postprocess settings."""
         if not checkpoints:
             raise ValueError("give at least one checkpoint")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        loaded = [model_from_checkpoint(c, device) for c in checkpoints]
-        config = config or PostprocessConfig(**loaded[0][1]["postprocess"])
-        return cls([m for m, _ in loaded], [state["eval_size"] for _, state in loaded], config, weights, tta, size,
-                   device, precision)
+        loaded = [Checkpoint.load(c, device) for c in checkpoints]
+        return cls([c.build_model(device) for c in loaded], [c.eval_size for c in loaded],
+                   config or loaded[0].postprocess, weights, tta, frame_size, device, precision)
 
     @torch.no_grad()
     def prob_map(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
         """The averaged probability map in the common frame (its valid region) and that frame's scale."""
         height, width = image.shape[:2]
-        frame = letterbox_size(width, height, self.size)
+        frame = letterbox_size(width, height, self.frame_size)
         scale = (frame[0] / width, frame[1] / height)
         total = np.zeros((frame[1], frame[0]), np.float32)
-        for model, model_size, weight in zip(self.models, self.sizes, self.weights):
+        for model, model_size, weight in zip(self.models, self.eval_sizes, self.weights):
             for view, prob in zip(self.views, self._view_maps(model, model_size, image)):
-                total += weight / len(self.views) * cv2.resize(view.inverse(prob), frame, interpolation=cv2.INTER_LINEAR)
+                resized = cv2.resize(view.inverse(prob), frame, interpolation=cv2.INTER_LINEAR)
+                total += weight / len(self.views) * resized
         return total, scale
 
     def _view_maps(self, model: torch.nn.Module, model_size: int, image: np.ndarray) -> list[np.ndarray]:
@@ -165,31 +163,14 @@ def predict_image(model: torch.nn.Module, image: np.ndarray, size: int, config: 
     return postprocess(prob, scale, (width, height), config)
 
 
-def image_records(images: str | Path | Iterable[ImageRecord]) -> list[ImageRecord]:
-    """Records for a folder of images (sizes read from the files) or the given records."""
-    if isinstance(images, (str, Path)):
-        folder = Path(images)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"image folder not found: {folder}")
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not paths:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-        records = []
-        for p in paths:
-            with Image.open(p) as im:  # the header gives the stored size, the frame read_image returns
-                width, height = im.size
-            records.append(ImageRecord(p.name, p, width, height))
-        return records
-    return list(images)
-
-
 def predict(predictor: Predictor, images: str | Path | Iterable[ImageRecord],
             progress: bool = True) -> list[ImageRecord]:
     """Predictions as records (competition schema via :func:`kit.data.write_annotations`); scores kept per word."""
     out = []
     for record in tqdm(image_records(images), desc="predict", disable=not progress):
         polygons, scores = predictor.predict(read_image(record.path))
-        words = [Word(f"{i + 1:04d}", p, extra={"score": round(s, 6)}) for i, (p, s) in enumerate(zip(polygons, scores))]
+        words = [Word(f"{i + 1:04d}", p, extra={"score": round(s, 6)})
+                 for i, (p, s) in enumerate(zip(polygons, scores))]
         out.append(replace(record, words=words, extra={}))
     return out
 
@@ -216,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--tta", default="", help="e.g. hflip,vflip,rot90,scale=0.9,scale=1.1")
     parser.add_argument("--weights", default=None, help="comma-separated, one per checkpoint")
-    parser.add_argument("--size", type=int, default=None)
+    parser.add_argument("--frame-size", type=int, default=None,
+                        help="side of the common frame the maps are averaged in (default: the first checkpoint's)")
     parser.add_argument("--thresh", type=float, default=None)
     parser.add_argument("--box-thresh", type=float, default=None)
     parser.add_argument("--unclip-ratio", type=float, default=None)
@@ -224,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-    predictor = Predictor.load(args.ckpt, weights, args.tta, args.size, precision=args.precision)
+    predictor = Predictor.load(args.ckpt, weights, args.tta, args.frame_size, precision=args.precision)
     overrides = {k: v for k, v in {"thresh": args.thresh, "box_thresh": args.box_thresh,
                                    "unclip_ratio": args.unclip_ratio, "output": args.output}.items() if v is not None}
     predictor.config = replace(predictor.config, **overrides)

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from kit.train import load_checkpoint
+from kit.checkpoint import Checkpoint
 
 
 def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -18,20 +18,17 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
     """
     if not paths:
         raise ValueError("give at least one checkpoint to average")
-    states = [load_checkpoint(p) for p in paths]
-    first = states[0]
-    for path, state in zip(paths[1:], states[1:]):
-        if state["model_config"] != first["model_config"]:
-            raise ValueError(f"{path}: model {state['model_config']} differs from {paths[0]}: {first['model_config']}")
+    members = [Checkpoint.load(p) for p in paths]
+    first = members[0]
+    for path, member in zip(paths[1:], members[1:]):
+        if member.model_config != first.model_config:
+            raise ValueError(f"{path}: model {member.model_config} differs from {paths[0]}: {first.model_config}")
     averaged = {}
-    for key, value in first["model"].items():
+    for key, value in first.weights.items():
         if value.is_floating_point():
-            averaged[key] = torch.stack([s["model"][key].double() for s in states]).mean(0).to(value.dtype)
+            averaged[key] = torch.stack([m.weights[key].double() for m in members]).mean(0).to(value.dtype)
         else:
             averaged[key] = value.clone()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": averaged, "model_config": first["model_config"], "postprocess": first["postprocess"],
-                "eval_size": first["eval_size"], "train_config": first.get("train_config"),
-                "soup_of": [str(p) for p in paths]}, out)
-    return out
+    soup = Checkpoint(averaged, first.model_config, first.postprocess, first.eval_size, run=first.run,
+                      train_config=first.train_config, soup_of=[str(p) for p in paths])
+    return soup.save(out)

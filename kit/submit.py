@@ -20,8 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kit.data import ImageRecord, Word, read_annotations
-from kit.predict import image_records
+from kit.data import ImageRecord, Word, image_records, read_annotations
 
 HEADER = ["filename", "polygons"]
 MAX_POLYGONS = 500
@@ -85,7 +84,8 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
     problems: list[Problem] = []
     rows = _csv_rows(path)
     if not rows or rows[0] != HEADER:
-        return [Problem(None, None, f"header must be {','.join(HEADER)}, got {','.join(rows[0]) if rows else 'nothing'}")]
+        got = ",".join(rows[0]) if rows else "nothing"
+        return [Problem(None, None, f"header must be {','.join(HEADER)}, got {got}")]
     seen: set[str] = set()
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != 2:
@@ -101,7 +101,8 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
         width, height = sizes[name]
         polygons = [p for p in text.split("|")] if text.strip() else []
         if len(polygons) > MAX_POLYGONS:
-            problems.append(Problem(number, name, f"{len(polygons)} polygons; only the first {MAX_POLYGONS} are scored"))
+            problems.append(Problem(number, name,
+                                    f"{len(polygons)} polygons; only the first {MAX_POLYGONS} are scored"))
         for k, polygon in enumerate(polygons, start=1):
             values = polygon.split()
             label = f"polygon {k}"

@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from kit.notebooks import run_notebook
 from kit.paths import project_path
+from kit.pipeline import run_notebook
 
 LEDGER = "sweep.csv"
 METRICS = ("val_precision", "val_recall", "val_hmean")

@@ -1,14 +1,13 @@
 """DBNet training targets from word polygons: shrunk kernels, threshold map and their masks.
 
 Coordinates are continuous pixels: pixel (row i, col j) covers [j, j+1] x [i, i+1] and a
-pixel belongs to a polygon when its centre (j + 0.5, i + 0.5) lies inside. For a polygon
-of area A and perimeter L, the offset distance is D = A (1 - r^2) / L (r = shrink ratio):
-the kernel is the polygon shrunk by D (Vatti clipping, pyclipper); the threshold map
+pixel belongs to a polygon when its centre (j + 0.5, i + 0.5) lies inside. The kernel is
+the polygon shrunk by DBNet's offset D (:mod:`kit.geometry`); the threshold map
 rises from ``thresh_min`` far from the text to ``thresh_max`` on the polygon border,
 inside the border band (the polygon dilated by D), as in DBNet. Polygons flagged
 degenerate, smaller than ``min_text_size`` or whose kernel vanishes are masked as
 don't-care instead. Written with opencv/numpy per polygon (it runs per image per epoch on
-the CPU); ``tests/reference.py`` holds the per-pixel version it is proven against.
+the CPU); ``bench/reference.py`` holds the per-pixel version it is proven against.
 """
 
 from __future__ import annotations
@@ -18,54 +17,18 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import pyclipper
 
-#: pyclipper works on integers: coordinates are scaled by this before offsetting.
-CLIPPER_SCALE = 256
+from kit.geometry import SHRINK_RATIO, offset_distance, offset_polygon, points_in_polygon, segment_distances
 
 
 @dataclass
 class TargetConfig:
     """DBNet's target settings (the paper's and the competition baseline's values)."""
 
-    shrink_ratio: float = 0.4
+    shrink_ratio: float = SHRINK_RATIO
     thresh_min: float = 0.3
     thresh_max: float = 0.7
     min_text_size: float = 8.0
-
-
-def offset_distance(polygon: np.ndarray, shrink_ratio: float) -> float:
-    """DBNet's offset D = A (1 - r^2) / L; 0 for a polygon without area."""
-    area = abs(cv2.contourArea(polygon.astype(np.float32)))
-    length = cv2.arcLength(polygon.astype(np.float32), True)
-    return float(area * (1 - shrink_ratio**2) / length) if length > 0 else 0.0
-
-
-def offset_polygon(polygon: np.ndarray, distance: float) -> list[np.ndarray]:
-    """``polygon`` grown (distance > 0) or shrunk (< 0) with rounded joins; may split or vanish."""
-    offsetter = pyclipper.PyclipperOffset()
-    offsetter.AddPath(np.round(polygon * CLIPPER_SCALE).astype(np.int64).tolist(), pyclipper.JT_ROUND,
-                      pyclipper.ET_CLOSEDPOLYGON)
-    return [np.asarray(p, np.float64) / CLIPPER_SCALE for p in offsetter.Execute(distance * CLIPPER_SCALE)]
-
-
-def points_in_polygon(polygon: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Even-odd (crossing number) test of points against ``polygon``, vectorised over the points.
-
-    A point on a left or top edge is inside, on a right or bottom edge outside (W. R.
-    Franklin's pnpoly, which Polygon3 and so the CLEval reference use).
-
-    Exact where ``cv2.fillPoly`` is not: fillPoly also fills every pixel an edge passes
-    through, which grows a region by about half a pixel and biases the kernel (a one
-    pixel error in a thin kernel is a six pixel error after unclipping).
-    """
-    inside = np.zeros(xs.shape, bool)
-    for (x1, y1), (x2, y2) in zip(polygon, np.roll(polygon, -1, axis=0)):
-        if y1 == y2:
-            continue
-        crosses = (y1 > ys) != (y2 > ys)
-        inside ^= crosses & (xs < (x2 - x1) * (ys - y1) / (y2 - y1) + x1)
-    return inside
 
 
 def _pixel_window(polygon: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice] | None:
@@ -88,20 +51,6 @@ def fill_polygons(canvas: np.ndarray, polygons: Sequence[np.ndarray], value: flo
         window = _pixel_window(polygon, canvas.shape)
         if window is not None:
             canvas[window][points_in_polygon(polygon, *_centres(window))] = value
-
-
-def segment_distances(xs: np.ndarray, ys: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Distance from each point (xs, ys) to the nearest edge of the closed ``polygon``."""
-    a = polygon
-    b = np.roll(polygon, -1, axis=0)
-    ab = b - a
-    length2 = np.maximum((ab**2).sum(1), 1e-12)
-    px = xs[..., None] - a[:, 0]
-    py = ys[..., None] - a[:, 1]
-    t = np.clip((px * ab[:, 0] + py * ab[:, 1]) / length2, 0.0, 1.0)
-    dx = px - t * ab[:, 0]
-    dy = py - t * ab[:, 1]
-    return np.sqrt(dx * dx + dy * dy).min(-1)
 
 
 def _draw_border(canvas: np.ndarray, band_mask: np.ndarray, polygon: np.ndarray, distance: float) -> None:

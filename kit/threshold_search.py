@@ -25,12 +25,12 @@ from kit.predict import Predictor
 
 @dataclass
 class CachedMap:
-    """One validation image: its averaged map (float16, common frame), scale, size and GT polygons."""
+    """One validation image: its averaged map (float16, common frame), scale, original (width, height), GT polygons."""
 
     name: str
     prob: np.ndarray
     scale: tuple[float, float]
-    size: tuple[int, int]
+    image_size: tuple[int, int]
     gt: list[np.ndarray]
 
 
@@ -55,7 +55,7 @@ def _search_image(index: int) -> list[tuple[tuple[float, float, float], object]]
     prob = item.prob.astype(np.float32)
     for thresh, unclip in itertools.product(_JOBS["thresholds"], _JOBS["unclips"]):
         config = replace(base, thresh=thresh, unclip_ratio=unclip, box_thresh=min(_JOBS["box_thresholds"]))
-        polygons, scores = polygons_from_regions(*score_regions(prob, config), item.scale, item.size, config)
+        polygons, scores = polygons_from_regions(*score_regions(prob, config), item.scale, item.image_size, config)
         scores = np.asarray(scores)
         for box_thresh in _JOBS["box_thresholds"]:
             kept = polygons[: int((scores >= box_thresh).sum())]
@@ -102,4 +102,4 @@ def best_setting(table: pd.DataFrame) -> dict[str, float]:
 
 def polygons_from_maps(maps: Sequence[CachedMap], config: PostprocessConfig) -> dict[str, list[np.ndarray]]:
     """Postprocess every cached map with one setting: ``{image: [polygon, ...]}``."""
-    return {m.name: postprocess(m.prob.astype(np.float32), m.scale, m.size, config)[0] for m in maps}
+    return {m.name: postprocess(m.prob.astype(np.float32), m.scale, m.image_size, config)[0] for m in maps}

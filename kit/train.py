@@ -4,9 +4,9 @@
 writes ``outputs/<run>/`` (resolved config, ``metrics.csv``, ``train.log``, checkpoints)
 and appends one row to ``outputs/runs.csv``. Validation every epoch scores CLEval
 (the competition's per-image mean) after the postprocess; early stopping watches val
-H-mean, never val loss. Checkpoints carry the model config and postprocess settings, so
-inference needs only the file, and everything a resumed run needs to continue exactly:
-optimizer, scheduler, scaler, epoch, early-stopping state and history. Randomness is a
+H-mean, never val loss. Checkpoints (:class:`kit.checkpoint.Checkpoint`) carry the model
+config and postprocess settings, so inference needs only the file, and everything a resumed
+run needs to continue exactly: optimizer, scheduler, scaler, epoch, early-stopping state and history. Randomness is a
 function of (seed, epoch): shuffling and augmentation are reseeded every epoch, which is
 what makes a resumed run repeat the uninterrupted one.
 
@@ -22,9 +22,7 @@ import csv
 import json
 import logging
 import math
-import os
 import random
-import resource
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -40,17 +38,19 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, get_worker_info
 from tqdm import tqdm
 
-from kit.data import ImageRecord, folds_file, load_split, split_by_fold
+from kit.checkpoint import Checkpoint
+from kit.data import ImageRecord, folds_file, load_split, resolve_data_dir, split_by_fold
 from kit.dataset import AugConfig, TextDetectionDataset
 from kit.loss import LossConfig, db_loss
 from kit.metric import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
-from kit.model import PPOCR_ARCH, ModelConfig, build_model, count_parameters, model_from_config
-from kit.paths import project_path, resolve_data_dir
+from kit.model import PPOCR_ARCH, build_model, count_parameters
+from kit.paths import project_path
 from kit.postprocess import PostprocessConfig, postprocess
-from kit.presets import ARCH_PRESETS, PRESETS, preset as load_preset
+from kit.presets import ARCH_PRESETS, PRESETS
+from kit.presets import preset as load_preset
+from kit.runtime import PRECISIONS, Runtime, autocast, peak_memory_mb, seed_everything, to_device
 from kit.targets import TargetConfig
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 NESTED = {"augment": AugConfig, "loss": LossConfig, "targets": TargetConfig, "postprocess": PostprocessConfig}
 RUNS_CSV = "runs.csv"
 
@@ -159,38 +159,6 @@ def size_for_epoch(schedule: list[list[int]], epoch: int) -> int:
 # ----------------------------------------------------------------------------- pieces
 
 
-@dataclass
-class Runtime:
-    """Where this process runs: device, distributed rank and world size."""
-
-    device: torch.device
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def start(cls) -> Runtime:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        cuda = torch.cuda.is_available()
-        if world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if cuda else "gloo")
-        rank = dist.get_rank() if world > 1 else 0
-        if cuda:
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            torch.cuda.set_device(local)
-            return cls(torch.device("cuda", local), rank, world)
-        return cls(torch.device("cpu"), rank, world)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _seed_worker(worker_id: int, base: int) -> None:
     """Each loader worker reseeds its augmentation from (seed, epoch, worker)."""
     info = get_worker_info()
@@ -246,25 +214,6 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.
     return optimizer, torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], [config.warmup_epochs])
 
 
-def autocast(device: torch.device, precision: str):
-    """Mixed precision context (a no-op for fp32)."""
-    dtype = PRECISIONS[precision]
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
-    out = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    if channels_last:
-        out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
-    return out
-
-
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, gt: dict[str, list[np.ndarray]],
              postprocess_config: PostprocessConfig, runtime: Runtime, precision: str,
@@ -294,23 +243,6 @@ def gather_results(per_image: dict[str, ImageResult], runtime: Runtime) -> Datas
 def checkpoint_name(epoch: int, hmean: float) -> str:
     """``best-epoch=09-val_hmean=0.9651.ckpt``."""
     return f"best-epoch={epoch:02d}-val_hmean={hmean:.4f}.ckpt"
-
-
-def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """A checkpoint's contents (model weights, configs, training state)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=device, weights_only=False)
-
-
-def model_from_checkpoint(path: Path | str,
-                          device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The model (eval mode, on ``device``) and the checkpoint it came from: the file is all inference needs."""
-    state = load_checkpoint(path, device)
-    model = model_from_config(ModelConfig(**state["model_config"]), pretrained=False)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), state
 
 
 # ----------------------------------------------------------------------------- the run
@@ -387,17 +319,79 @@ def _epochs(start: int, total: int, enabled: bool) -> Iterator[int]:
     yield from tqdm(range(start, total), desc="epochs", initial=start, total=total, disable=not enabled)
 
 
+def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, config: TrainConfig, runtime: Runtime, desc: str,
+                    progress: bool) -> dict[str, float]:
+    """One pass over ``loader`` (gradient accumulation, clipping, mixed precision); the mean of each loss part."""
+    model.train()
+    sums: dict[str, float] = {}
+    steps = 0
+    optimizer.zero_grad(set_to_none=True)
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
+    for step, batch in enumerate(bar):
+        batch = to_device(batch, runtime.device, config.channels_last)
+        with autocast(runtime.device, config.precision):
+            outputs = model(batch["image"])
+        losses = db_loss(outputs, batch, config.loss)
+        scaler.scale(losses["total"] / config.grad_accum).backward()
+        if (step + 1) % config.grad_accum == 0 or step + 1 == len(loader):
+            if config.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + float(value.detach())
+        steps += 1
+        bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
+    return {key: value / max(steps, 1) for key, value in sums.items()}
+
+
+@dataclass
+class EarlyStopping:
+    """The reports' rule: stop after ``patience`` epochs without a better val H-mean (never val loss)."""
+
+    patience: int
+    best_score: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+
+    @property
+    def stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def state(self) -> dict[str, Any]:
+        """What a resumed run restores (patience comes from its config)."""
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Record ``epoch``'s score; True when it is the best so far."""
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+
+def _start_run(config: TrainConfig, resume: Path | str | None,
+               runtime: Runtime) -> tuple[TrainConfig, Path, Checkpoint | None]:
+    """(config, run folder, the checkpoint resumed from): a resumed run continues its own folder and config."""
+    if resume is not None:
+        resumed = Checkpoint.load(resume, runtime.device)
+        if resumed.training_state is None or resumed.train_config is None:
+            raise ValueError(f"{resume}: holds no training state (a soup?); resume from a run's last.ckpt")
+        return TrainConfig(**resumed.train_config), Path(resume).resolve().parent.parent, resumed
+    run_dir = _new_run_dir(config)
+    if runtime.main and run_dir.exists():  # a run name names one run: training it again starts afresh
+        shutil.rmtree(run_dir)
+    return config, run_dir, None
+
+
 def train(config: TrainConfig, resume: Path | str | None = None, progress: bool = True) -> RunResult:
     """Train ``config``; with ``resume`` (a checkpoint of the same run) continue where it stopped."""
     runtime = Runtime.start()
-    state = load_checkpoint(resume, runtime.device) if resume else None
-    if state is not None:
-        config = TrainConfig(**state["train_config"])
-        run_dir = Path(resume).resolve().parent.parent
-    else:
-        run_dir = _new_run_dir(config)
-        if runtime.main and run_dir.exists():  # a run name names one run: training it again starts afresh
-            shutil.rmtree(run_dir)
+    config, run_dir, resumed = _start_run(config, resume, runtime)
     ckpt_dir = run_dir / "checkpoints"
     if runtime.main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -408,9 +402,10 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
     train_records, val_records, data_dir = load_records(config, announce=runtime.main)
     logger.info(f"data {data_dir}: {len(train_records)} train / {len(val_records)} val images")
     seed_everything(config.seed)
-    model = build_model(config.arch, pretrained=config.pretrained and state is None, decoder=config.decoder,
+    model = build_model(config.arch, pretrained=config.pretrained and resumed is None, decoder=config.decoder,
                         levels=tuple(config.levels) if config.levels else None,
-                        pretrained_path=config.pretrained_path if state is None or config.arch == PPOCR_ARCH else None,
+                        pretrained_path=(config.pretrained_path if resumed is None or config.arch == PPOCR_ARCH
+                                         else None),
                         thresh_branch=config.thresh_branch)
     model = model.to(runtime.device)
     if config.channels_last:
@@ -418,20 +413,22 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
     optimizer, scheduler = build_optimizer(model, config)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=config.precision == "fp16")
     history: list[dict[str, Any]] = []
-    best = {"hmean": -1.0, "epoch": -1, "path": None, "bad_epochs": 0}
+    stopping = EarlyStopping(config.patience)
+    best_path: str | None = None
     start_epoch = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
+    if resumed is not None:
+        state = resumed.training_state
+        model.load_state_dict(resumed.weights)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        stopping = EarlyStopping(config.patience, **state["early_stopping"])
+        history, best_path, start_epoch = resumed.history, state["best_path"], resumed.epoch + 1
         logger.info(f"resumed from {resume} at epoch {start_epoch}")
     raw_model = model
     if runtime.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index]
                                                           if runtime.device.type == "cuda" else None)
-    n_params = count_parameters(raw_model)
 
     norm = {"mean": raw_model.config.mean, "std": raw_model.config.std}
     train_ds = TextDetectionDataset(train_records, size_for_epoch(config.schedule, start_epoch), config.augment,
@@ -442,75 +439,49 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
     started = time.time() - sum(row["epoch_time_s"] for row in history)
 
     for epoch in _epochs(start_epoch, config.epochs, show):
-        if best["bad_epochs"] >= config.patience:
+        if stopping.stop:
             break
         epoch_start = time.time()
         train_ds.size = size_for_epoch(config.schedule, epoch)
-        model.train()
-        sums: dict[str, float] = {}
-        steps = 0
-        optimizer.zero_grad(set_to_none=True)
-        loader = make_loader(train_ds, config, epoch, train=True, runtime=runtime)
-        bar = tqdm(loader, desc=f"epoch {epoch} @ {train_ds.size}px", leave=False, disable=not show)
-        for step, batch in enumerate(bar):
-            batch = to_device(batch, runtime.device, config.channels_last)
-            with autocast(runtime.device, config.precision):
-                outputs = model(batch["image"])
-            losses = db_loss(outputs, batch, config.loss)
-            scaler.scale(losses["total"] / config.grad_accum).backward()
-            if (step + 1) % config.grad_accum == 0 or step + 1 == len(loader):
-                if config.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-            steps += 1
-            bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
+        losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime), optimizer,
+                                 scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         train_time = time.time() - epoch_start
-
         val_loader = make_loader(val_ds, config, epoch, train=False, runtime=runtime)
         scores = gather_results(validate(raw_model, val_loader, val_gt, config.postprocess, runtime,
                                          config.precision, show), runtime)
-        row = {"epoch": epoch, "lr": lr, "size": train_ds.size,
-               **{f"loss_{k}": v / max(steps, 1) for k, v in sums.items()},
+        row = {"epoch": epoch, "lr": lr, "size": train_ds.size, **{f"loss_{k}": v for k, v in losses.items()},
                "val_precision": scores.precision, "val_recall": scores.recall, "val_hmean": scores.hmean,
                "val_images": len(scores.per_image), "epoch_time_s": time.time() - epoch_start,
                "train_images_per_s": len(train_records) / max(train_time, 1e-9),
                "peak_memory_mb": peak_memory_mb(runtime.device)}
         history.append(row)
-        improved = scores.hmean > best["hmean"]
+        improved = stopping.update(epoch, scores.hmean)
+        if not runtime.main:
+            continue
         if improved:
-            best.update(hmean=scores.hmean, epoch=epoch, bad_epochs=0)
-        else:
-            best["bad_epochs"] += 1
-        if runtime.main:
-            if improved:
-                if best["path"] and Path(best["path"]).exists():
-                    Path(best["path"]).unlink()
-                best["path"] = str(ckpt_dir / checkpoint_name(epoch, scores.hmean))
-            ckpt = {"model": raw_model.state_dict(), "model_config": raw_model.config.to_dict(),
-                    "postprocess": config.postprocess.to_dict(), "eval_size": config.final_size,
-                    "train_config": config.to_dict(), "epoch": epoch, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "history": history,
-                    "best": best, "val": scores.scores()}
-            if improved:
-                torch.save(ckpt, best["path"])
-            torch.save(ckpt, ckpt_dir / "last.ckpt")
-            pd.DataFrame(history).to_csv(run_dir / "metrics.csv", index=False)
-            logger.epoch(row)
-            logger.info(json.dumps(row))
+            if best_path and Path(best_path).exists():
+                Path(best_path).unlink()
+            best_path = str(ckpt_dir / checkpoint_name(epoch, scores.hmean))
+        checkpoint = Checkpoint(
+            raw_model.state_dict(), raw_model.config, config.postprocess, config.final_size, run=run_dir.name,
+            epoch=epoch, val=scores.scores(), history=list(history), train_config=config.to_dict(),
+            training_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                            "scaler": scaler.state_dict(), "early_stopping": stopping.state(), "best_path": best_path})
+        if improved:
+            checkpoint.save(best_path)
+        checkpoint.save(ckpt_dir / "last.ckpt")
+        pd.DataFrame(history).to_csv(run_dir / "metrics.csv", index=False)
+        logger.epoch(row)
+        logger.info(json.dumps(row))
 
+    best_row = next((r for r in history if r["epoch"] == stopping.best_epoch), {})
     summary = {
         "run": run_dir.name, "arch": config.arch, "preset": config.preset,
-        "fold": "val" if config.fold is None else config.fold, "params": n_params, "lr": config.lr,
-        "weight_decay": config.weight_decay, "epochs_run": len(history), "best_epoch": best["epoch"],
-        **{f"val_{k}": next((r[f"val_{k}"] for r in history if r["epoch"] == best["epoch"]), math.nan)
-           for k in ("precision", "recall", "hmean")},
+        "fold": "val" if config.fold is None else config.fold, "params": count_parameters(raw_model), "lr": config.lr,
+        "weight_decay": config.weight_decay, "epochs_run": len(history), "best_epoch": stopping.best_epoch,
+        **{f"val_{k}": best_row.get(f"val_{k}", math.nan) for k in ("precision", "recall", "hmean")},
         "train_time_s": time.time() - started, "peak_memory_mb": max((r["peak_memory_mb"] for r in history), default=0),
         "seed": config.seed, "finished": datetime.now().isoformat(timespec="seconds"),
     }
@@ -519,7 +490,7 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
         append_run(project_path(config.output_dir) / RUNS_CSV, summary)
         logger.info(f"done: {json.dumps(summary)}")
     logger.close()
-    return RunResult(run_dir, Path(best["path"]) if best["path"] else None, ckpt_dir / "last.ckpt",
+    return RunResult(run_dir, Path(best_path) if best_path else None, ckpt_dir / "last.ckpt",
                      pd.DataFrame(history), summary)
 
 

@@ -69,13 +69,25 @@ def show_predictions(checkpoint: str | Path, records: Sequence[ImageRecord], n: 
     chosen = list(records)[:n]
     return show_overlays(chosen, {r.name: predictor.predict(read_image(r.path))[0] for r in chosen}, n)
 
+
+def unit_axis(ax: plt.Axes, which: str) -> None:
+    """Clamp the ``x`` or ``y`` axis of a score plot to [0, 1]: scores never leave it, and autoscaling around a
+    constant score (all zero, all one) would otherwise show negative or above-one ticks."""
+    low, high = ax.get_xlim() if which == "x" else ax.get_ylim()
+    low, high = max(0.0, low), min(1.0, high)
+    if high - low < 0.05:  # a constant score: show a readable window inside [0, 1] around it
+        low, high = max(0.0, min(low, 0.95)), min(1.0, max(high, 0.05))
+    (ax.set_xlim if which == "x" else ax.set_ylim)(low, high)
+
+
 #: Colours of the error gallery (RGB).
 ERROR_COLORS = {"matched": (0, 170, 0), "missed": (230, 0, 0), "split": (200, 0, 200), "merged": (0, 170, 220),
                 "false_positive": (255, 140, 0)}
 
 
-def show_errors(records: Sequence[ImageRecord], predictions: dict[str, list[np.ndarray]], statuses: dict[str, list[str]],
-                false_positives: dict[str, list[int]], n: int = 4, cols: int = 2) -> plt.Figure:
+def show_errors(records: Sequence[ImageRecord], predictions: dict[str, list[np.ndarray]],
+                statuses: dict[str, list[str]], false_positives: dict[str, list[int]], n: int = 4,
+                cols: int = 2) -> plt.Figure:
     """A gallery: GT by status (matched green, missed red, split magenta, merged cyan), false positives orange."""
     chosen = list(records)[:n]
     cols = max(1, min(cols, len(chosen)))

@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 
 from kit import analysis
+from kit.checkpoint import Checkpoint
 from kit.compare import comparison_table, measure_inference, record_score
-from kit.data import ImageRecord, Word
+from kit.data import ImageRecord, Word, load_split, read_image, write_annotations
 from kit.metric import evaluate
+from kit.model import count_parameters
 from kit.paths import ROOT
+from kit.predict import Predictor
 from kit.sweep import run_sweep, summarize, sweep_results
 
 
@@ -77,12 +80,16 @@ def test_comparison_reproduces_the_reports_derived_columns(tmp_path: Path) -> No
 
 def test_measure_inference(tiny_checkpoint: Path) -> None:
     measured = measure_inference(tiny_checkpoint, size=96, repeats=2, device="cpu")
-    assert measured["ms_per_image"] > 0 and measured["inference_memory_mb"] > 0 and measured["size"] == 96
+    weights_mb = count_parameters(Checkpoint.load(tiny_checkpoint).build_model()) * 4 / 2**20
+    # on the CPU the memory is the process's peak resident size: at least the fp32 weights, far below the machine's
+    assert weights_mb < measured["inference_memory_mb"] < 24 * 1024 and measured["size"] == 96
+    assert 0 < measured["ms_per_image"] < 60_000
 
 
+@pytest.mark.slow
 def test_sweep_runs_reports_failures_and_resumes(synth_dir: Path, tmp_path: Path) -> None:
     base = {"arch": "resnet18", "preset": "smoke", "data_dir": str(synth_dir), "epochs": 1, "max_train_images": 2,
-            "max_val_images": 1, "schedule": [[0, 96]], "num_workers": 0, "n_examples": 0}
+            "max_val_images": 1, "schedule": [[0, 96]], "num_workers": 0, "n_show": 0}
     grid = {"weight_decay": [8e-5, 1e-4]}
     ledger = run_sweep(grid, seeds=[0, 1], out_dir=tmp_path / "sweep", base=base)
     assert ledger["status"].tolist() == ["done"] * 4
@@ -99,11 +106,12 @@ def test_sweep_runs_reports_failures_and_resumes(synth_dir: Path, tmp_path: Path
     assert (again["status"] == "done").sum() == 4
 
 
+@pytest.mark.slow
 def test_reproduce_smoke_runs_the_sequence(synth_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "repro"
-    code = ("from kit.notebooks import reproduce; reproduce('hrnet_w44', data_dir=%r, smoke=True, out_dir=%r, "
+    code = ("from kit.pipeline import reproduce; reproduce('hrnet_w44', data_dir=%r, smoke=True, out_dir=%r, "
             "train_overrides={'epochs': 1, 'max_train_images': 2, 'max_val_images': 1, 'schedule': [[0, 96]], "
-            "'num_workers': 0, 'n_examples': 1}, max_images=1)" % (str(synth_dir), str(out)))
+            "'num_workers': 0, 'n_show': 1}, max_images=1)" % (str(synth_dir), str(out)))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(p.name for p in (out / "notebooks").iterdir()) == [
@@ -111,3 +119,35 @@ def test_reproduce_smoke_runs_the_sequence(synth_dir: Path, tmp_path: Path) -> N
     comparison = pd.read_csv(out / "comparison.csv")
     assert comparison.loc[0, "run"] == "reproduce-hrnet_w44-smoke" and comparison.loc[0, "rank"] == 1
     assert (out / "submission.csv").is_file()
+
+
+def test_analyse_a_checkpoint_as_the_predictor_would(tiny_checkpoint: Path, synth_dir: Path) -> None:
+    records = load_split(synth_dir, "val")[0]
+    found = analysis.analyse(records, [tiny_checkpoint], thresh=0.5, progress=False)
+    assert found.config.thresh == 0.5 and found.checkpoint == tiny_checkpoint and len(found.maps) == len(records)
+    predictor = Predictor.load([tiny_checkpoint])
+    predictor.config.thresh = 0.5
+    direct = evaluate({r.name: r.polygons() for r in records},
+                      {r.name: predictor.predict(read_image(r.path))[0] for r in records})
+    assert found.result.scores() == direct.scores()
+
+
+def test_analyse_a_predictions_file(synth_dir: Path, tmp_path: Path) -> None:
+    records = load_split(synth_dir, "val")[0]
+    found = analysis.analyse(records, predictions_json=write_annotations(records, tmp_path / "pred.json"))
+    assert found.result.hmean == pytest.approx(1.0) and found.maps is None and found.diagnosis()
+    with pytest.raises(ValueError, match="checkpoints or a predictions JSON"):
+        analysis.analyse(records)
+
+
+def test_diagnosis_reads_the_whole_run_not_the_best_checkpoint(tiny_checkpoint: Path, synth_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """A best checkpoint holds the epochs up to itself; the run's metrics.csv has every epoch."""
+    best = Checkpoint.load(tiny_checkpoint).save(tmp_path / "run" / "checkpoints" / "best-epoch=00.ckpt")
+    pd.DataFrame({"epoch": [0, 1, 2, 3], "val_hmean": [0.5, 0.4, 0.45, 0.3]}).to_csv(tmp_path / "run" / "metrics.csv")
+    assert [row["epoch"] for row in analysis.run_history(best)] == [0, 1, 2, 3]
+    found = analysis.ErrorAnalysis([RECORD], {RECORD.name: PRED}, evaluate({RECORD.name: GT}, {RECORD.name: PRED}),
+                                   checkpoint=best)
+    assert any("best epoch 0 < last epoch 3" in line for line in found.diagnosis(scores_csv=tmp_path / "none.csv"))
+    (tmp_path / "run" / "metrics.csv").unlink()  # no run folder: the checkpoint's own history (epoch 0 only)
+    assert [row["epoch"] for row in analysis.run_history(best)] == [0]

@@ -33,7 +33,8 @@ def make_dataset(root: Path, images: dict, split: str = "train", create_images: 
     (root / "jsons" / f"{split}.json").write_text(json.dumps({"images": images}))
     if create_images:
         for name, entry in images.items():
-            cv2.imwrite(str(root / "images" / split / name), np.full((entry["img_h"], entry["img_w"], 3), 255, np.uint8))
+            white = np.full((entry["img_h"], entry["img_w"], 3), 255, np.uint8)
+            cv2.imwrite(str(root / "images" / split / name), white)
     return root
 
 

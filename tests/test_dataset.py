@@ -11,9 +11,15 @@ import pytest
 import torch
 
 from kit.data import load_split
+from kit.dataset import (
+    AugConfig,
+    TextDetectionDataset,
+    build_transform,
+    letterbox,
+    to_original,
+    transform_with_polygons,
+)
 from kit.targets import fill_polygons
-from kit.dataset import AugConfig, TextDetectionDataset, build_transform, letterbox, to_original, \
-    transform_with_polygons
 
 NO_NORMALIZE = A.KeypointParams(format="xy", remove_invisible=False)
 

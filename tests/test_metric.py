@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.reference import make_workload, reference_cleval_image
 from kit.metric import (
     CLEvalAccumulator,
     MetricInputError,
@@ -24,7 +25,6 @@ from kit.metric import (
     pseudo_char_count,
 )
 from kit.paths import ROOT
-from tests.reference import make_workload, reference_cleval_image
 
 GOLDEN = ROOT.parent / "shared" / "cleval" / "cases"
 

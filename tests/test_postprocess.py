@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import shapely
 
+from bench.reference import reference_score_regions, round_trip_ious
 from kit.data import load_split, read_image
 from kit.dataset import letterbox
-from kit.postprocess import PostprocessConfig, inverse_shrink_distance, polygons_from_regions, postprocess
-from kit.targets import make_targets, offset_distance
-from tests.reference import reference_score_regions, round_trip_ious
+from kit.geometry import inverse_shrink_distance, offset_distance
+from kit.postprocess import PostprocessConfig, polygons_from_regions, postprocess
+from kit.targets import make_targets
 
 EXACT = PostprocessConfig(unclip_ratio=None)
 
@@ -27,8 +28,8 @@ def test_inverse_shrink_undoes_the_shrink_of_rectangles() -> None:
     for w, h in [(100, 20), (350, 25), (40, 40), (12, 9)]:
         rect = np.array([[0, 0], [w, 0], [w, h], [0, h]], float)
         d = offset_distance(rect, 0.4)
-        a, l = (w - 2 * d) * (h - 2 * d), 2 * (w + h) - 8 * d
-        assert inverse_shrink_distance(a, l, 0.4) == pytest.approx(d, rel=1e-9)
+        area, length = (w - 2 * d) * (h - 2 * d), 2 * (w + h) - 8 * d
+        assert inverse_shrink_distance(area, length, 0.4) == pytest.approx(d, rel=1e-9)
 
 
 @pytest.mark.parametrize("offset", [0.0, 0.25, 0.5, 0.8])
@@ -37,7 +38,8 @@ def test_hand_made_boxes_come_back(offset: float) -> None:
              np.array([[30, 100], [90, 85], [96, 115], [36, 130]]) + offset]
     maps = make_targets(boxes, 160, 160)
     for output in ("polygon", "quad"):
-        found, scores = postprocess(maps["gt"], (1.0, 1.0), (160, 160), PostprocessConfig(unclip_ratio=None, output=output))
+        exact = PostprocessConfig(unclip_ratio=None, output=output)
+        found, scores = postprocess(maps["gt"], (1.0, 1.0), (160, 160), exact)
         assert len(found) == 2 and scores == [1.0, 1.0]
         for box in boxes:  # polygon output loses ~3% to unclip's rounded corners
             assert max(iou(box, p) for p in found) > 0.9

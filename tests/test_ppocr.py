@@ -10,6 +10,7 @@ import onnx
 import pytest
 import torch
 
+from kit.checkpoint import Checkpoint
 from kit.data import load_split, read_image
 from kit.loss import db_loss
 from kit.metric import evaluate
@@ -18,7 +19,7 @@ from kit.postprocess import PostprocessConfig
 from kit.ppocr import PPOCR_MEAN, bundled_onnx_path, onnx_runtime_map
 from kit.predict import Predictor, image_tensor
 from kit.soup import average_checkpoints
-from kit.train import model_from_checkpoint, resolve_config, train
+from kit.train import resolve_config, train
 from tests.conftest import SROIE_DIR
 
 
@@ -129,8 +130,9 @@ def test_fine_tune_checkpoint_hybrid_and_soup(synth_dir: Path, tiny_checkpoint: 
                             batch_size=2, schedule=[[0, 256]], augment={"crop": 128}, num_workers=0,
                             output_dir=str(tmp_path), run_name="pp")
     run = train(config, progress=False)
-    model, state = model_from_checkpoint(run.last_checkpoint)
-    assert state["model_config"]["arch"] == PPOCR_ARCH and state["model_config"]["mean"] == PPOCR_MEAN
+    checkpoint = Checkpoint.load(run.last_checkpoint)
+    assert checkpoint.arch == PPOCR_ARCH and checkpoint.normalisation == (PPOCR_MEAN, PPOCR_MEAN)
+    model = checkpoint.build_model()
     assert hasattr(model, "thresh_head")
     image = read_image(load_split(synth_dir, "val")[0][0].path)
     hybrid = Predictor.load([run.last_checkpoint, tiny_checkpoint], tta="hflip")
@@ -138,6 +140,6 @@ def test_fine_tune_checkpoint_hybrid_and_soup(synth_dir: Path, tiny_checkpoint: 
     assert hybrid.prob_map(image)[0].shape == alone.prob_map(image)[0].shape
     assert len(alone.predict(image)[0]) > 0
     soup = average_checkpoints([run.last_checkpoint, run.last_checkpoint], tmp_path / "soup.ckpt")
-    souped, _ = model_from_checkpoint(soup)
+    souped = Checkpoint.load(soup).build_model()
     for a, b in zip(souped.state_dict().values(), model.state_dict().values()):
         torch.testing.assert_close(a, b)

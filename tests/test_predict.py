@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from kit.checkpoint import Checkpoint
 from kit.data import load_split, read_image
 from kit.metric import aggregate, evaluate_files, evaluate_image
 from kit.model import ModelConfig
@@ -20,7 +21,6 @@ from kit.postprocess import PostprocessConfig, postprocess
 from kit.predict import Predictor, View, parse_tta, predict, predict_image
 from kit.soup import average_checkpoints
 from kit.threshold_search import best_setting, cache_maps, threshold_search
-from kit.train import load_checkpoint, model_from_checkpoint
 
 
 class PixelModel(torch.nn.Module):
@@ -76,8 +76,8 @@ def test_ensemble_of_one_model_is_that_model(tiny_checkpoint: Path, synth_dir: P
     single = Predictor.load([tiny_checkpoint])
     doubled = Predictor.load([tiny_checkpoint, tiny_checkpoint], weights=[0.3, 0.7])
     np.testing.assert_allclose(doubled.prob_map(image)[0], single.prob_map(image)[0], atol=1e-6)
-    model, state = model_from_checkpoint(tiny_checkpoint)
-    direct = predict_image(model, image, state["eval_size"], single.config)
+    checkpoint = Checkpoint.load(tiny_checkpoint)
+    direct = predict_image(checkpoint.build_model(), image, checkpoint.eval_size, single.config)
     found = single.predict(image)
     assert len(found[0]) == len(direct[0])
     for a, b in zip(found[0], direct[0]):
@@ -88,21 +88,22 @@ def test_ensemble_of_one_model_is_that_model(tiny_checkpoint: Path, synth_dir: P
 
 def test_soup_of_identical_checkpoints_is_the_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
     soup = average_checkpoints([tiny_checkpoint, tiny_checkpoint, tiny_checkpoint], tmp_path / "soup.ckpt")
-    original, souped = load_checkpoint(tiny_checkpoint)["model"], load_checkpoint(soup)["model"]
-    assert original.keys() == souped.keys()
-    for key in original:
-        torch.testing.assert_close(souped[key], original[key], rtol=0, atol=1e-7)
-    model, state = model_from_checkpoint(soup)
-    assert state["soup_of"] == [str(tiny_checkpoint)] * 3 and state["eval_size"] == 160
+    original, souped = Checkpoint.load(tiny_checkpoint), Checkpoint.load(soup)
+    assert original.weights.keys() == souped.weights.keys()
+    for key in original.weights:
+        torch.testing.assert_close(souped.weights[key], original.weights[key], rtol=0, atol=1e-7)
+    assert souped.soup_of == [str(tiny_checkpoint)] * 3 and souped.eval_size == 160
+    assert souped.training_state is None and souped.model_config == original.model_config
 
 
 def test_soup_averages_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    state = load_checkpoint(tiny_checkpoint)
-    shifted = dict(state, model={k: v + 1.0 if v.is_floating_point() else v for k, v in state["model"].items()})
-    torch.save(shifted, tmp_path / "shifted.ckpt")
-    soup = load_checkpoint(average_checkpoints([tiny_checkpoint, tmp_path / "shifted.ckpt"], tmp_path / "s.ckpt"))
-    key = next(k for k, v in state["model"].items() if v.is_floating_point())
-    torch.testing.assert_close(soup["model"][key], state["model"][key] + 0.5)
+    original = Checkpoint.load(tiny_checkpoint)
+    shifted = replace(original, weights={k: v + 1.0 if v.is_floating_point() else v
+                                         for k, v in original.weights.items()})
+    shifted.save(tmp_path / "shifted.ckpt")
+    soup = Checkpoint.load(average_checkpoints([tiny_checkpoint, tmp_path / "shifted.ckpt"], tmp_path / "s.ckpt"))
+    key = next(k for k, v in original.weights.items() if v.is_floating_point())
+    torch.testing.assert_close(soup.weights[key], original.weights[key] + 0.5)
 
 
 def test_threshold_search_is_exact_and_returns_its_best(tiny_checkpoint: Path, synth_dir: Path) -> None:
@@ -116,12 +117,13 @@ def test_threshold_search_is_exact_and_returns_its_best(tiny_checkpoint: Path, s
     for _, row in table.sample(4, random_state=0).iterrows():
         config = replace(PostprocessConfig(), thresh=row["thresh"], box_thresh=row["box_thresh"],
                          unclip_ratio=row["unclip_ratio"])
-        direct = aggregate({m.name: evaluate_image(m.gt, postprocess(m.prob.astype(np.float32), m.scale, m.size,
+        direct = aggregate({m.name: evaluate_image(m.gt, postprocess(m.prob.astype(np.float32), m.scale, m.image_size,
                                                                       config)[0]) for m in maps})
         assert direct.hmean == pytest.approx(row["hmean"], abs=1e-12)
         assert direct.precision == pytest.approx(row["precision"], abs=1e-12)
 
 
+@pytest.mark.slow
 def test_predict_command_line_then_metric(tiny_checkpoint: Path, synth_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred.json"
     run = subprocess.run([sys.executable, "-m", "kit.predict", "--ckpt", str(tiny_checkpoint), "--images",
@@ -132,6 +134,6 @@ def test_predict_command_line_then_metric(tiny_checkpoint: Path, synth_dir: Path
     assert set(doc["images"]) == {r.name for r in load_split(synth_dir, "val")[0]}
     evaluate_files(synth_dir / "jsons" / "val.json", out)  # the metric reads it as a competition JSON
     records = predict(Predictor.load([tiny_checkpoint], tta="hflip", config=replace(
-        PostprocessConfig(**load_checkpoint(tiny_checkpoint)["postprocess"]), thresh=0.45)),
+        Checkpoint.load(tiny_checkpoint).postprocess, thresh=0.45)),
         synth_dir / "images" / "val", progress=False)
     assert {r.name: len(r.words) for r in records} == {n: len(e["words"]) for n, e in doc["images"].items()}

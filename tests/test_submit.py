@@ -27,7 +27,8 @@ def quad(x: float, y: float) -> np.ndarray:
 
 
 def test_rows_follow_the_test_order_and_round_trip(tmp_path: Path) -> None:
-    preds = [prediction("t2.jpg", [quad(10, 10), quad(50.6, 20)], [0.9, 0.8]), prediction("t0.jpg", [quad(1, 2)], [0.7])]
+    preds = [prediction("t2.jpg", [quad(10, 10), quad(50.6, 20)], [0.9, 0.8]),
+             prediction("t0.jpg", [quad(1, 2)], [0.7])]
     path = write_submission(preds, [r.name for r in TEST_IMAGES], tmp_path / "sub.csv")
     lines = path.read_text().splitlines()
     assert lines[0] == "filename,polygons"

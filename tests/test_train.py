@@ -14,12 +14,12 @@ import pytest
 import torch
 
 import kit.train as kt
+from kit.checkpoint import Checkpoint
 from kit.paths import ROOT
 from kit.presets import PRESETS
 from kit.train import (
     build_optimizer,
     checkpoint_name,
-    model_from_checkpoint,
     resolve_config,
     size_for_epoch,
     train,
@@ -123,6 +123,7 @@ def test_early_stopping_on_val_hmean_and_checkpoint_names(synth_dir: Path, tmp_p
     assert checkpoint_name(9, 0.96512) == "best-epoch=09-val_hmean=0.9651.ckpt"
 
 
+@pytest.mark.slow
 def test_training_options_run_together(synth_dir: Path, tmp_path: Path) -> None:
     """bf16 autocast, AdamW with warmup, gradient accumulation and clipping, channels_last, the FPN decoder."""
     config = tiny(synth_dir, tmp_path, epochs=2, precision="bf16", optimizer="adamw", warmup_epochs=1, grad_accum=2,
@@ -135,12 +136,17 @@ def test_training_options_run_together(synth_dir: Path, tmp_path: Path) -> None:
 def test_checkpoint_is_self_describing(synth_dir: Path, tmp_path: Path) -> None:
     result = train(tiny(synth_dir, tmp_path, epochs=1, postprocess={"thresh": 0.2}, run_name="ckpt"),
                    progress=False)
-    model, state = model_from_checkpoint(result.best_checkpoint)
-    assert state["postprocess"]["thresh"] == 0.2 and state["eval_size"] == 160
-    assert state["model_config"]["arch"] == "resnet18"
+    checkpoint = Checkpoint.load(result.best_checkpoint)
+    assert checkpoint.postprocess.thresh == 0.2 and checkpoint.eval_size == 160 and checkpoint.arch == "resnet18"
+    assert checkpoint.run == "ckpt" and checkpoint.epoch == 0
+    assert checkpoint.val["hmean"] == result.metrics.loc[0, "val_hmean"]
+    assert [row["epoch"] for row in checkpoint.history] == [0]
+    assert checkpoint.training_state["early_stopping"]["best_epoch"] == 0
+    model = checkpoint.build_model()
     assert model(torch.zeros(1, 3, 64, 64))["prob"].shape == (1, 1, 64, 64)
 
 
+@pytest.mark.slow
 def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     full = train(tiny(synth_dir, tmp_path, run_name="full"), progress=False).metrics
@@ -164,6 +170,7 @@ def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path
     pd.testing.assert_frame_equal(resumed[columns], full[columns], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_command_line_and_distributed_validation_over_all_images(synth_dir: Path, tmp_path: Path) -> None:
     """torchrun with 2 CPU processes (gloo): each validates half, the metric sees every image."""
     args = ["--preset", "smoke", "--set", f"data_dir={str(synth_dir)!r}", "--set", "epochs=1", "--set",

@@ -14,8 +14,15 @@ import shapely
 
 from kit.data import ImageRecord, read_image
 from kit.dataset import letterbox
-from kit.metric import (CLEvalConfig, ImageResult, aspect_ratio, false_char_count, float32_scores,
-                        pseudo_char_centres, pseudo_char_count)
+from kit.metric import (
+    CLEvalConfig,
+    ImageResult,
+    aspect_ratio,
+    false_char_count,
+    float32_scores,
+    pseudo_char_centres,
+    pseudo_char_count,
+)
 from kit.postprocess import PostprocessConfig, postprocess
 from kit.targets import TargetConfig, make_targets
 

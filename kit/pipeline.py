@@ -1,4 +1,5 @@
-"""Headless notebook runs with papermill: the kit's main job and the notebooks' tests use this."""
+"""The notebook pipeline run headlessly with papermill: one notebook, the main job (``python -m kit demo``)
+and a report's sequence (``python -m kit reproduce``). Notebook 05 predicts with the choice notebook 04 saved."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 import papermill
 
 from kit.compare import SCORES_CSV, comparison_table
-from kit.paths import OUTPUTS, ROOT
+from kit.paths import CHOICE_FILE, OUTPUTS, ROOT
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 #: The main job's training run: PaddleOCR's pretrained detector fine-tuned on the synthetic receipts.
@@ -20,11 +21,11 @@ MAIN_JOB: list[tuple[str, dict[str, Any]]] = [
     ("01_eda.ipynb", {"data_dir": "data/synth", "split": "train"}),
     ("02_train.ipynb", {"arch": "ppocr_det", "preset": "ppocr_synth", "data_dir": "data/synth",
                         "run_name": "demo-ppocr"}),
-    ("03_error_analysis.ipynb", {"checkpoint": f"{DEMO_RUN}/checkpoints/best-*.ckpt", "data_dir": "data/synth",
+    ("03_error_analysis.ipynb", {"checkpoints": [f"{DEMO_RUN}/checkpoints/best-*.ckpt"], "data_dir": "data/synth",
                                  "max_images": 10}),
     ("04_ensemble.ipynb", {"checkpoints": [f"{DEMO_RUN}/checkpoints/best-*.ckpt", f"{DEMO_RUN}/checkpoints/last.ckpt"],
                            "data_dir": "data/synth", "max_images": 10, "output_dir": "outputs/ensemble"}),
-    ("05_submission.ipynb", {"checkpoints": [f"{DEMO_RUN}/checkpoints/best-*.ckpt"], "data_dir": "data/synth",
+    ("05_submission.ipynb", {"choice": "outputs/ensemble/choice.json", "data_dir": "data/synth",
                              "out_csv": "outputs/submission.csv"}),
 ]
 
@@ -71,10 +72,10 @@ def reproduce(report: str, data_dir: str = "data/receipts", smoke: bool = False,
         ("01_eda.ipynb", {"data_dir": data_dir}),
         ("02_train.ipynb", {**train_params, "data_dir": data_dir, "run_name": name, "output_dir": str(run_dir),
                             **(train_overrides or {})}),
-        ("03_error_analysis.ipynb", {"checkpoint": best, "data_dir": data_dir, "max_images": max_images}),
+        ("03_error_analysis.ipynb", {"checkpoints": [best], "data_dir": data_dir, "max_images": max_images}),
         ("04_ensemble.ipynb", {"checkpoints": [best, str(run_dir / name / "checkpoints" / "last.ckpt")],
                                "data_dir": data_dir, "output_dir": str(out / "ensemble"), "max_images": max_images}),
-        ("05_submission.ipynb", {"checkpoints": [best], "data_dir": data_dir,
+        ("05_submission.ipynb", {"choice": str(out / "ensemble" / CHOICE_FILE), "data_dir": data_dir,
                                  "out_csv": str(out / "submission.csv")}),
     ]
     for notebook, params in sequence:

@@ -1,0 +1,110 @@
+"""The checkpoint: one file that rebuilds the model, says how to run it and where it came from.
+
+Training and soups write it through :meth:`Checkpoint.save`, everything else reads it through
+:meth:`Checkpoint.load` and attributes, never string keys. On disk it is a ``torch.save``d
+dict (``format`` 2); files written before the format was typed (no ``format`` key: weights
+under ``model``, the training state at top level) still load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kit.model import ModelConfig, model_from_config
+from kit.paths import project_path
+from kit.postprocess import PostprocessConfig
+
+FORMAT = 2
+
+
+@dataclass
+class Checkpoint:
+    """Weights, how to rebuild and run them, and their provenance.
+
+    ``history`` holds the run's epochs up to this one (``last.ckpt`` has the whole run);
+    ``training_state`` (optimizer, scheduler, scaler, early stopping) is what a resumed run
+    needs and is absent from soups.
+    """
+
+    weights: dict[str, torch.Tensor]
+    model_config: ModelConfig
+    postprocess: PostprocessConfig
+    eval_size: int
+    run: str | None = None
+    epoch: int | None = None
+    val: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_config: dict[str, Any] | None = None
+    soup_of: list[str] = field(default_factory=list)
+    training_state: dict[str, Any] | None = None
+
+    @property
+    def arch(self) -> str:
+        return self.model_config.arch
+
+    @property
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) the model's input is normalised with."""
+        return self.model_config.mean, self.model_config.std
+
+    def build_model(self, device: str | torch.device = "cpu") -> nn.Module:
+        """The model with these weights, in eval mode on ``device``."""
+        model = model_from_config(self.model_config, pretrained=False)
+        model.load_state_dict(self.weights)
+        return model.to(device).eval()
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": FORMAT, "weights": self.weights, "model_config": self.model_config.to_dict(),
+                    "postprocess": self.postprocess.to_dict(), "eval_size": self.eval_size, "run": self.run,
+                    "epoch": self.epoch, "val": self.val, "history": self.history, "train_config": self.train_config,
+                    "soup_of": self.soup_of, "training_state": self.training_state}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str, device: str | torch.device = "cpu") -> Checkpoint:
+        """Read ``path`` (either format); a missing or foreign file is an error naming it."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        state = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(state, dict) or "model_config" not in state:
+            raise ValueError(f"{path}: not a checkpoint written by this kit (no model_config)")
+        if state.get("format", 1) > FORMAT:
+            raise ValueError(f"{path}: checkpoint format {state['format']} is newer than this kit's ({FORMAT})")
+        if "format" not in state:  # format 1: weights under "model", training state at top level
+            training = {k: state[k] for k in ("optimizer", "scheduler", "scaler") if k in state}
+            if "best" in state:
+                best = state["best"]
+                training["early_stopping"] = {"best_score": best["hmean"], "best_epoch": best["epoch"],
+                                              "bad_epochs": best["bad_epochs"]}
+                training["best_path"] = best["path"]
+            state = {**state, "weights": state["model"], "training_state": training or None,
+                     "run": (state.get("train_config") or {}).get("run_name")}
+        return cls(weights=state["weights"], model_config=ModelConfig(**state["model_config"]),
+                   postprocess=PostprocessConfig(**state["postprocess"]), eval_size=state["eval_size"],
+                   run=state.get("run"), epoch=state.get("epoch"), val=state.get("val") or {},
+                   history=state.get("history") or [], train_config=state.get("train_config"),
+                   soup_of=state.get("soup_of") or [], training_state=state.get("training_state"))
+
+
+def expand_checkpoints(patterns: str | list[str]) -> list[Path]:
+    """Checkpoint paths from paths or glob patterns (relative to the project root), in order, each pattern sorted.
+
+    A pattern that matches nothing is an error naming it, not an empty ensemble.
+    """
+    found: list[Path] = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        path = project_path(pattern)
+        matches = sorted(path.parent.glob(path.name)) if any(c in path.name for c in "*?[") else [path]
+        matches = [m for m in matches if m.is_file()]
+        if not matches:
+            raise FileNotFoundError(f"no checkpoint matches {pattern!r}")
+        found.extend(m for m in matches if m not in found)
+    return found

@@ -1,0 +1,137 @@
+"""Choosing what to submit: candidates compared on validation, thresholds searched, the choice stored.
+
+Notebook 04 builds the candidates from checkpoints (each single model, their weight average
+if they share an architecture, the map-averaging ensemble, a cross-backbone hybrid, and the
+ensemble with TTA), ranks them on validation, searches the postprocess thresholds on the
+best one's cached maps and saves that :class:`Choice` as JSON. Notebook 05 and ``python -m
+kit reproduce`` predict the test images with the saved choice unless told otherwise, so the
+search reaches the submission without anyone copying numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from kit.checkpoint import Checkpoint, expand_checkpoints
+from kit.data import ImageRecord
+from kit.paths import project_path
+from kit.postprocess import PostprocessConfig
+from kit.predict import Predictor, evaluate_predictor
+from kit.soup import average_checkpoints
+from kit.threshold_search import CachedMap, best_setting, cache_maps, threshold_search
+
+
+@dataclass
+class Choice:
+    """A predictor as data: checkpoints, their weights, TTA views and (once searched) the postprocess settings.
+
+    ``postprocess`` None keeps the first checkpoint's settings; ``scores`` records what the
+    choice scored on validation, for the reader.
+    """
+
+    name: str
+    checkpoints: list[str]
+    weights: list[float] | None = None
+    tta: str = ""
+    postprocess: dict[str, Any] | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def predictor(self, device: str | None = None) -> Predictor:
+        predictor = Predictor.load(self.checkpoints, self.weights, tta=self.tta, device=device)
+        if self.postprocess is not None:
+            predictor.config = PostprocessConfig(**self.postprocess)
+        return predictor
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> Choice:
+        try:
+            return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as err:
+            raise ValueError(f"{path}: not a choice written by notebook 04 ({err})") from err
+
+
+def candidates(checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
+               hybrid: Sequence[str | Path] | None = None, tta: str = "hflip",
+               soup_path: Path | str | None = None) -> list[Choice]:
+    """The candidates notebook 04 compares (checkpoints may be glob patterns).
+
+    Each single checkpoint; with several of one architecture, their soup (written to
+    ``soup_path``); with several, the map-averaging ensemble (``weights``); the ``hybrid``
+    checkpoints as their own ensemble; and the ensemble with ``tta`` views.
+    """
+    paths = [str(p) for p in expand_checkpoints([str(c) for c in checkpoints])]
+    weights = list(weights) if weights is not None else None
+    out = [Choice(f"single: {Path(p).parent.parent.name}/{Path(p).name}", [p]) for p in paths]
+    if len(paths) > 1 and soup_path is not None and len({Checkpoint.load(p).arch for p in paths}) == 1:
+        out.append(Choice("soup (weight average)", [str(average_checkpoints(paths, soup_path))]))
+    if len(paths) > 1:
+        out.append(Choice("ensemble (map average)", paths, weights))
+    if hybrid:
+        out.append(Choice("hybrid ensemble", [str(p) for p in expand_checkpoints([str(h) for h in hybrid])]))
+    if tta:
+        out.append(Choice(f"ensemble + TTA ({tta})", paths, weights, tta))
+    return out
+
+
+def compare_candidates(choices: Sequence[Choice], records: Sequence[ImageRecord],
+                       progress: bool = False) -> pd.DataFrame:
+    """One row per candidate (CLEval P/R/H, splits, merges, ms/image, P-R gap), best H-mean first; fills ``scores``."""
+    rows = []
+    for choice in choices:
+        choice.scores = evaluate_predictor(choice.predictor(), records, progress=progress)
+        rows.append({"candidate": choice.name, **choice.scores})
+    table = pd.DataFrame(rows)
+    table["pr_gap"] = table["precision"] - table["recall"]
+    return table.sort_values("hmean", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def tune_postprocess(choice: Choice, records: Sequence[ImageRecord], thresholds: Sequence[float],
+                     box_thresholds: Sequence[float], unclip_ratios: Sequence[float | None],
+                     workers: int = 1, progress: bool = True) -> tuple[Choice, pd.DataFrame, list[CachedMap]]:
+    """``choice`` with the best setting of the grid on ``records`` (the search table and the cached maps too)."""
+    predictor = choice.predictor()
+    maps = cache_maps(predictor, records, progress=progress)
+    table = threshold_search(maps, thresholds, box_thresholds, unclip_ratios, base=predictor.config,
+                             workers=workers, progress=progress)
+    settings = replace(predictor.config, **best_setting(table)).to_dict()
+    best = table.iloc[0]
+    scores = {**choice.scores, **{k: float(best[k]) for k in ("precision", "recall", "hmean")}}
+    return replace(choice, postprocess=settings, scores=scores), table, maps
+
+
+def resolve_choice(choice_file: Path | str | None, checkpoints: Sequence[str | Path] | str | None = None,
+                   weights: Sequence[float] | None = None, tta: str | None = None,
+                   **postprocess: float | None) -> Choice:
+    """What notebook 05 predicts with: ``checkpoints`` when given, else notebook 04's saved choice.
+
+    Given ``weights``, ``tta`` and postprocess settings (``thresh=0.25``...) override the
+    choice's; ``None`` keeps them.
+    """
+    if checkpoints:
+        patterns = [checkpoints] if isinstance(checkpoints, (str, Path)) else checkpoints
+        choice = Choice("given checkpoints", [str(p) for p in expand_checkpoints([str(c) for c in patterns])],
+                        None if weights is None else list(weights), tta or "")
+    else:
+        path = project_path(choice_file) if choice_file else None
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"no saved choice at {path} (notebook 04 writes it): run notebook 04 first, "
+                                    "or give checkpoints")
+        choice = Choice.load(path)
+        choice = replace(choice, weights=choice.weights if weights is None else list(weights),
+                         tta=choice.tta if tta is None else tta)
+    given = {k: v for k, v in postprocess.items() if v is not None}
+    if given:
+        settings = choice.postprocess or Checkpoint.load(choice.checkpoints[0]).postprocess.to_dict()
+        choice = replace(choice, postprocess=PostprocessConfig(**{**settings, **given}).to_dict())
+    return choice

@@ -1,0 +1,57 @@
+"""Notebook 04's candidates and threshold search, the saved choice, and how notebook 05 resolves what to predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kit.checkpoint import Checkpoint
+from kit.data import load_split
+from kit.ensemble import Choice, candidates, compare_candidates, resolve_choice, tune_postprocess
+from kit.predict import evaluate_predictor
+from kit.threshold_search import best_setting
+
+
+def test_candidates_cover_singles_soup_ensemble_hybrid_and_tta(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    choices = candidates([tiny_checkpoint, tiny_checkpoint.parent / "last.ckpt"], hybrid=[tiny_checkpoint],
+                         tta="hflip", soup_path=tmp_path / "soup.ckpt")
+    names = [c.name for c in choices]
+    assert names == [f"single: tiny/{tiny_checkpoint.name}", "single: tiny/last.ckpt", "soup (weight average)",
+                     "ensemble (map average)", "hybrid ensemble", "ensemble + TTA (hflip)"]
+    assert choices[2].checkpoints == [str(tmp_path / "soup.ckpt")] and Checkpoint.load(tmp_path / "soup.ckpt").soup_of
+    assert choices[-1].tta == "hflip" and len(choices[-1].checkpoints) == 2
+    assert [c.name for c in candidates([tiny_checkpoint], tta="")] == [f"single: tiny/{tiny_checkpoint.name}"]
+
+
+def test_compare_then_tune_then_save_the_choice(tiny_checkpoint: Path, synth_dir: Path, tmp_path: Path) -> None:
+    records = load_split(synth_dir, "val")[0]
+    choices = candidates([tiny_checkpoint], tta="hflip")
+    table = compare_candidates(choices, records)
+    assert table["hmean"].is_monotonic_decreasing and set(table["candidate"]) == {c.name for c in choices}
+    assert choices[0].scores["hmean"] == table.set_index("candidate").loc[choices[0].name, "hmean"]
+    chosen, search, maps = tune_postprocess(choices[0], records, [0.45, 0.5], [0.5, 0.55], [2.0], progress=False)
+    assert {k: chosen.postprocess[k] for k in ("thresh", "box_thresh", "unclip_ratio")} == best_setting(search)
+    assert chosen.scores["hmean"] == search.iloc[0]["hmean"] and len(maps) == len(records)
+    loaded = Choice.load(chosen.save(tmp_path / "choice.json"))
+    assert loaded == chosen
+    # the saved choice predicts with the searched settings and scores what the search said
+    assert evaluate_predictor(loaded.predictor(), records, progress=False)["hmean"] == pytest.approx(
+        search.iloc[0]["hmean"], abs=1e-9)
+
+
+def test_resolve_choice_prefers_given_checkpoints_and_applies_overrides(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    saved = Choice("ensemble", [str(tiny_checkpoint)] * 2, [0.3, 0.7], "hflip", {"thresh": 0.4, "box_thresh": 0.6})
+    path = saved.save(tmp_path / "choice.json")
+    assert resolve_choice(path) == saved
+    overridden = resolve_choice(path, tta="", box_thresh=0.5)
+    assert overridden.tta == "" and overridden.postprocess["box_thresh"] == 0.5 and overridden.weights == [0.3, 0.7]
+    assert overridden.postprocess["thresh"] == 0.4
+    given = resolve_choice(path, [str(tiny_checkpoint)], thresh=0.2)
+    assert given.checkpoints == [str(tiny_checkpoint)] and given.tta == "" and given.weights is None
+    assert given.postprocess == {**Checkpoint.load(tiny_checkpoint).postprocess.to_dict(), "thresh": 0.2}
+    with pytest.raises(FileNotFoundError, match="run notebook 04 first, or give checkpoints"):
+        resolve_choice(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="bad.json: not a choice"):
+        resolve_choice(tmp_path / "bad.json")
