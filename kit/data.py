@@ -182,8 +182,12 @@ def read_annotations(json_path: Path | str,
     if image_dir is not None:
         missing = [r.name for r in records if not r.path.is_file()]
         if missing:
-            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise AnnotationError(f"{json_path}: {len(missing)} listed images missing from {image_dir}: {shown}")
+            raise AnnotationError(f"{json_path}: {len(missing)} listed images missing from {image_dir}: "
+                                  f"{_first_names(missing)}")
+        unreadable = [r.name for r in records if header_size(r.path) is None]
+        if unreadable:
+            raise AnnotationError(f"{json_path}: {len(unreadable)} listed images in {image_dir} are empty or not "
+                                  f"images (their header does not decode): {_first_names(unreadable)}")
     if report.too_few_points or report.degenerate or report.outside_image:
         warnings.warn(report.summary(), AnnotationWarning, stacklevel=2)
     return records, report
@@ -233,8 +237,24 @@ def read_image(path: Path | str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _first_names(names: list[str], shown: int = 10) -> str:
+    return ", ".join(names[:shown]) + (" ..." if len(names) > shown else "")
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) as stored, from the image header alone; None for an empty or undecodable file."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError):  # PIL's UnidentifiedImageError is an OSError
+        return None
+
+
 def image_records(images: str | Path | Iterable[ImageRecord]) -> list[ImageRecord]:
-    """Records for a folder of images (sizes read from the files) or the given records."""
+    """Records for a folder of images (sizes read from the headers) or the given records.
+
+    Files that do not decode are left out with one warning listing them (prediction goes on with the rest).
+    """
     if isinstance(images, (str, Path)):
         folder = Path(images)
         if not folder.is_dir():
@@ -242,11 +262,18 @@ def image_records(images: str | Path | Iterable[ImageRecord]) -> list[ImageRecor
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-        records = []
+        records, unreadable = [], []
         for p in paths:
-            with Image.open(p) as im:  # the header gives the stored size, the frame read_image returns
-                width, height = im.size
-            records.append(ImageRecord(p.name, p, width, height))
+            size = header_size(p)  # the stored size: the frame read_image returns
+            if size is None:
+                unreadable.append(p.name)
+            else:
+                records.append(ImageRecord(p.name, p, *size))
+        if unreadable:
+            warnings.warn(f"{folder}: {len(unreadable)} files are empty or not images and are skipped: "
+                          f"{_first_names(unreadable)}", AnnotationWarning, stacklevel=2)
+        if not records:
+            raise FileNotFoundError(f"no readable images in {folder}")
         return records
     return list(images)
 

@@ -13,6 +13,7 @@ import math
 import cv2
 import numpy as np
 import pyclipper
+import shapely
 
 #: DBNet's shrink ratio r (the paper's and the competition baseline's): the one default for targets and postprocess.
 SHRINK_RATIO = 0.4
@@ -85,3 +86,28 @@ def orient_clockwise(polygon: np.ndarray) -> np.ndarray:
     x, y = polygon[:, 0], polygon[:, 1]
     signed = float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
     return polygon if signed >= 0 else polygon[::-1]
+
+
+def clean_polygon(polygon: np.ndarray, max_vertices: int, tolerance: float = 0.5) -> np.ndarray | None:
+    """``polygon`` without repeated or collinear vertices and with at most ``max_vertices``, or None without area.
+
+    DBNet's unclip (rounded joins) leaves hundreds of vertices a fraction of a pixel apart, and
+    clipping to the image repeats them. Douglas-Peucker (shapely, topology preserved) with
+    ``tolerance`` px removes those (every vertex moves at most ``tolerance``, the size of the
+    submission's integer rounding); the tolerance doubles until the budget holds. A result
+    under 4 vertices, which the metric would skip, becomes its minimum-area rectangle.
+    """
+    ring = shapely.Polygon(polygon)
+    if not ring.is_valid:
+        ring = shapely.make_valid(ring)
+        ring = max(getattr(ring, "geoms", [ring]), key=lambda g: g.area)
+    if ring.geom_type != "Polygon" or ring.area <= 0:
+        return None
+    simple = ring.simplify(0.0)
+    while len(simple.exterior.coords) - 1 > max_vertices:
+        simple = ring.simplify(tolerance, preserve_topology=True)
+        tolerance *= 2
+    points = np.asarray(simple.exterior.coords[:-1], np.float64)
+    if len(points) < 4:
+        points = cv2.boxPoints(cv2.minAreaRect(points.astype(np.float32))).astype(np.float64)
+    return orient_clockwise(points)

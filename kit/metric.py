@@ -599,6 +599,39 @@ def read_metric_json(path: Path | str, gt: bool) -> dict[str, Words]:
     return out
 
 
+def is_submission_csv(path: Path | str) -> bool:
+    """True when ``path`` starts with the leaderboard CSV's header (``filename,polygons``)."""
+    with Path(path).open("rb") as f:
+        return f.read(32).lstrip(b"\xef\xbb\xbf").startswith(b"filename,polygons")
+
+
+def read_metric_csv(path: Path | str) -> dict[str, Words]:
+    """``{image: [(word id, flat coordinates), ...]}`` of a leaderboard CSV (see :mod:`kit.submit`), in row order.
+
+    Word ids are the polygons' 1-based positions in their row; polygons the metric would
+    skip (odd or short) are kept here and skipped, and reported, by the metric.
+    """
+    from kit.submit import HEADER, csv_rows  # the CSV format lives with its writer, which imports this module
+
+    path = Path(path)
+    rows = csv_rows(path)
+    if not rows or [c.lstrip("\ufeff") for c in rows[0]] != HEADER:
+        raise MetricInputError(f"{path}: not a leaderboard CSV (header must be {','.join(HEADER)})")
+    out: dict[str, Words] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != 2:
+            raise MetricInputError(f"{path} row {number}: expected 2 columns (filename,polygons), got {len(row)}")
+        name, text = row
+        out[name] = []
+        for k, polygon in enumerate(text.split("|") if text.strip() else [], start=1):
+            try:
+                flat = np.array(polygon.split(), np.float64)
+            except ValueError:
+                raise MetricInputError(f"{path} row {number} ({name}) polygon {k}: non-numeric value") from None
+            out[name].append((f"{k:04d}", flat))
+    return out
+
+
 def _coordinates(words_by_image: Mapping[str, Words]) -> dict[str, list[np.ndarray]]:
     return {name: [points for _, points in words] for name, words in words_by_image.items()}
 
@@ -639,11 +672,15 @@ def problem_lines(problems: Mapping[str, Any]) -> list[str]:
 
 def evaluate_files(gt_json: Path | str, pred_json: Path | str, config: CLEvalConfig | None = None,
                    aggregation: str = "mean", workers: int = 1, strict: bool = False) -> DatasetResult:
-    """CLEval of a predictions JSON against a GT JSON (competition schema), as the leaderboard scores it.
+    """CLEval of predictions (a competition JSON, or the leaderboard CSV, told apart by its header) against a
+    GT JSON, as the leaderboard scores it.
 
     ``result.problems`` lists what was skipped or ignored; ``strict`` makes any of it an error.
     """
-    gt, pred = read_metric_json(gt_json, gt=True), read_metric_json(pred_json, gt=False)
+    if not Path(pred_json).is_file():
+        raise MetricInputError(f"{pred_json}: file not found")
+    gt = read_metric_json(gt_json, gt=True)
+    pred = read_metric_csv(pred_json) if is_submission_csv(pred_json) else read_metric_json(pred_json, gt=False)
     result = evaluate(_coordinates(gt), _coordinates(pred), config, aggregation, workers)
     result.problems = input_problems(result, gt, pred)
     found = problem_lines(result.problems)
@@ -663,9 +700,11 @@ def image_counts(result: ImageResult) -> dict[str, float]:
 
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kit.metric",
-                                     description="CLEval (the competition's variant) of a predictions JSON.")
+                                     description="CLEval (the competition's variant) of predictions: a JSON in the "
+                                     "competition schema or the leaderboard CSV.")
     parser.add_argument("gt", type=Path, help="GT JSON (competition schema)")
-    parser.add_argument("pred", type=Path, help="predictions JSON (competition schema; img_w/img_h not needed)")
+    parser.add_argument("pred", type=Path, help="predictions: a competition-schema JSON (img_w/img_h not needed) or "
+                        "the submission CSV (recognised by its filename,polygons header)")
     parser.add_argument("--per-image", action="store_true", help="add per-image scores and character counts")
     parser.add_argument("--pooled", action="store_true", help="pool character counts instead of averaging images")
     parser.add_argument("--workers", type=int, default=1, help="processes (images are spread over them)")

@@ -6,7 +6,8 @@ regions, instead of a mask per region); drop those under ``box_thresh``; sort by
 *before* capping at ``max_candidates`` (DBNet capped unscored contours); simplify the
 contour (polygon mode) or take its minimum-area rectangle (quad mode); unclip with
 pyclipper; check the minimum size *after* unclipping; map to the original image, clip to
-it, and drop zero-area or collinear results.
+it, drop repeated and collinear vertices and keep at most ``max_vertices`` (polygon mode,
+:func:`kit.geometry.clean_polygon`), and drop results without area.
 
 ``unclip_ratio`` is DBNet's: grow by ``D' = A' * ratio / L'`` (area and perimeter of the
 region's contour). ``None`` instead inverts the training shrink exactly (see
@@ -23,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from kit.geometry import SHRINK_RATIO, inverse_shrink_distance, offset_polygon, orient_clockwise
+from kit.geometry import SHRINK_RATIO, clean_polygon, inverse_shrink_distance, offset_polygon, orient_clockwise
 
 #: Contour simplification tolerance, as a fraction of the contour's perimeter.
 APPROX_EPSILON = 0.002
@@ -39,6 +40,8 @@ class PostprocessConfig:
     unclip_ratio: float | None = 2.0
     output: str = "polygon"  # or "quad"
     min_size: float = 3.0
+    #: Polygon output: at most this many vertices (see :func:`kit.geometry.clean_polygon`).
+    max_vertices: int = 16
     shrink_ratio: float = SHRINK_RATIO  # used when unclip_ratio is None
 
     def __post_init__(self) -> None:
@@ -110,7 +113,9 @@ def polygons_from_regions(contours: list[np.ndarray], scores: np.ndarray, scale:
             grown_shape = _quad(grown_shape)
         result = grown_shape / np.asarray(scale, np.float64)
         result = np.clip(result, 0.0, np.asarray([width, height], np.float64))
-        if abs(cv2.contourArea(result.astype(np.float32))) < 1.0:
+        if config.output == "polygon":
+            result = clean_polygon(result, config.max_vertices)
+        if result is None or abs(cv2.contourArea(result.astype(np.float32))) < 1.0:
             continue
         polygons.append(orient_clockwise(result))
         kept_scores.append(float(scores[i]))

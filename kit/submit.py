@@ -6,7 +6,10 @@ spaces (``x1 y1 x2 y2 ...``). The leaderboard scores at most 500 polygons per im
 writer keeps the 500 best-scoring. Coordinates are rounded to the nearest integer.
 
 ``python -m kit.submit --check sub.csv --images DIR`` (or ``--test-json``) lists every
-problem a leaderboard would reject and exits with status 1 if there is any.
+problem a leaderboard would reject (exit status 1 if there is any) and warns, per image,
+about what it would accept but score badly: polygons without area or with all points on
+one line (the metric counts each as an unmatched detection worth up to 100 false
+characters) and polygons beyond the 500 it scores.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from kit.data import ImageRecord, Word, image_records, read_annotations
+from kit.metric import aspect_ratio
 
 HEADER = ["filename", "polygons"]
 MAX_POLYGONS = 500
@@ -36,7 +40,7 @@ def polygon_text(points: np.ndarray) -> str:
     return " ".join(str(int(v)) for v in np.rint(np.asarray(points, np.float64)).astype(np.int64).ravel())
 
 
-def _csv_rows(path: Path) -> list[list[str]]:
+def csv_rows(path: Path) -> list[list[str]]:
     """Every row of a CSV. A row holds up to 500 polygons of many vertices each, far beyond the
     csv module's default 131,072-character field limit, which is lifted first."""
     csv.field_size_limit(sys.maxsize)
@@ -64,15 +68,25 @@ def write_submission(predictions: Sequence[ImageRecord], order: Sequence[str], p
 
 @dataclass
 class Problem:
-    """One reason the leaderboard would reject (or misread) a submission."""
+    """One reason the leaderboard would reject (``fatal``) or silently mis-score (a warning) a submission."""
 
     row: int | None
     image: str | None
     message: str
+    fatal: bool = True
 
     def __str__(self) -> str:
         where = f"row {self.row}" if self.row is not None else "file"
-        return f"{where}{f' ({self.image})' if self.image else ''}: {self.message}"
+        kind = "" if self.fatal else "warning: "
+        return f"{kind}{where}{f' ({self.image})' if self.image else ''}: {self.message}"
+
+
+def degenerate(coords: np.ndarray) -> bool:
+    """True when the metric cannot use polygon ``coords`` (x1 y1 x2 y2 ...): no area, or no convex hull."""
+    points = coords.reshape(-1, 2).astype(np.float64)
+    x, y = points[:, 0], points[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return area == 0 or aspect_ratio(points) == 0
 
 
 def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Problem]:
@@ -82,7 +96,7 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
         return [Problem(None, None, f"{path} not found")]
     sizes = {r.name: (r.width, r.height) for r in images}
     problems: list[Problem] = []
-    rows = _csv_rows(path)
+    rows = csv_rows(path)
     if not rows or rows[0] != HEADER:
         got = ",".join(rows[0]) if rows else "nothing"
         return [Problem(None, None, f"header must be {','.join(HEADER)}, got {got}")]
@@ -101,8 +115,9 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
         width, height = sizes[name]
         polygons = [p for p in text.split("|")] if text.strip() else []
         if len(polygons) > MAX_POLYGONS:
-            problems.append(Problem(number, name,
-                                    f"{len(polygons)} polygons; only the first {MAX_POLYGONS} are scored"))
+            problems.append(Problem(number, name, f"{len(polygons)} polygons; only the first {MAX_POLYGONS} are scored",
+                                    fatal=False))
+        flat: list[int] = []
         for k, polygon in enumerate(polygons, start=1):
             values = polygon.split()
             label = f"polygon {k}"
@@ -122,6 +137,12 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
             mx, my = OUTSIDE_MARGIN * width, OUTSIDE_MARGIN * height
             if xs.min() < -mx or ys.min() < -my or xs.max() > width + mx or ys.max() > height + my:
                 problems.append(Problem(number, name, f"{label}: coordinates far outside the {width}x{height} image"))
+            if degenerate(coords):
+                flat.append(k)
+        if flat:
+            problems.append(Problem(number, name, f"{len(flat)} polygon(s) without area or with collinear points "
+                                    f"(e.g. polygon {flat[0]}): each scores as an unmatched detection, up to 100 "
+                                    "false characters", fatal=False))
     missing = [n for n in sizes if n not in seen]
     if missing:
         problems.append(Problem(None, None, f"{len(missing)} test images missing, e.g. {missing[0]!r}"))
@@ -131,7 +152,7 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
 def read_submission(path: str | Path) -> list[ImageRecord]:
     """A CSV back into prediction records (no sizes: width and height are 0)."""
     records = []
-    for name, text in _csv_rows(Path(path))[1:]:
+    for name, text in csv_rows(Path(path))[1:]:
         polygons = [np.array(p.split(), np.float64).reshape(-1, 2) for p in text.split("|")] if text else []
         words = [Word(f"{i + 1:04d}", p) for i, p in enumerate(polygons)]
         records.append(ImageRecord(name, Path(name), 0, 0, words))
@@ -149,8 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     problems = check_submission(args.check, images)
     for problem in problems:
         print(problem)
-    print(f"{args.check}: {len(problems)} problem(s) for {len(images)} test images")
-    sys.exit(1 if problems else 0)
+    fatal = sum(p.fatal for p in problems)
+    print(f"{args.check}: {fatal} problem(s), {len(problems) - fatal} warning(s) for {len(images)} test images")
+    sys.exit(1 if fatal else 0)
 
 
 if __name__ == "__main__":

@@ -302,10 +302,16 @@ class _Logger:
             self.wandb.log(row, step=row["epoch"])
 
     def close(self) -> None:
+        """Close every sink; idempotent. The file handler goes too, so a later run of the same name logs afresh."""
+        for handler in [h for h in self.log.handlers if isinstance(h, logging.FileHandler)]:
+            handler.close()
+            self.log.removeHandler(handler)
         if self.tb is not None:
             self.tb.close()
+            self.tb = None
         if self.wandb is not None:
             self.wandb.finish()
+            self.wandb = None
 
 
 def _new_run_dir(config: TrainConfig) -> Path:
@@ -389,15 +395,31 @@ def _start_run(config: TrainConfig, resume: Path | str | None,
 
 
 def train(config: TrainConfig, resume: Path | str | None = None, progress: bool = True) -> RunResult:
-    """Train ``config``; with ``resume`` (a checkpoint of the same run) continue where it stopped."""
+    """Train ``config``; with ``resume`` (a checkpoint of the same run) continue where it stopped.
+
+    A new run that fails before finishing its first epoch leaves no run folder behind.
+    """
     runtime = Runtime.start()
     config, run_dir, resumed = _start_run(config, resume, runtime)
-    ckpt_dir = run_dir / "checkpoints"
     if runtime.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
     logger = _Logger(run_dir, config, runtime.main)
-    show = progress and runtime.main
+    try:
+        return _run(config, run_dir, resumed, runtime, logger, progress and runtime.main)
+    except BaseException:
+        if runtime.main and resumed is None and not (run_dir / "metrics.csv").is_file():
+            logger.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        logger.close()
+
+
+def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime: Runtime, logger: _Logger,
+         show: bool) -> RunResult:
+    """The run itself: data, model, optimizer, the epochs with validation and checkpoints, the summary row."""
+    ckpt_dir = run_dir / "checkpoints"
 
     train_records, val_records, data_dir = load_records(config, announce=runtime.main)
     logger.info(f"data {data_dir}: {len(train_records)} train / {len(val_records)} val images")
@@ -424,7 +446,7 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
         scaler.load_state_dict(state["scaler"])
         stopping = EarlyStopping(config.patience, **state["early_stopping"])
         history, best_path, start_epoch = resumed.history, state["best_path"], resumed.epoch + 1
-        logger.info(f"resumed from {resume} at epoch {start_epoch}")
+        logger.info(f"resumed from epoch {resumed.epoch} of {run_dir.name}")
     raw_model = model
     if runtime.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index]
@@ -489,7 +511,6 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
     if runtime.main:
         append_run(project_path(config.output_dir) / RUNS_CSV, summary)
         logger.info(f"done: {json.dumps(summary)}")
-    logger.close()
     return RunResult(run_dir, Path(best_path) if best_path else None, ckpt_dir / "last.ckpt",
                      pd.DataFrame(history), summary)
 

@@ -15,6 +15,7 @@ from kit.data import (
     AnnotationWarning,
     check_image_sizes,
     folds_file,
+    image_records,
     load_split,
     make_folds,
     read_annotations,
@@ -63,6 +64,17 @@ def test_image_missing_on_disk_is_named(tmp_path: Path) -> None:
     (root / "images" / "train" / "b.jpg").unlink()
     with pytest.raises(AnnotationError, match=r"1 listed images missing .*b\.jpg"):
         load_split(root, "train")
+
+
+def test_empty_or_corrupt_image_is_named_when_loading(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path, {"a.jpg": entry({}), "b.jpg": entry({}), "c.jpg": entry({})})
+    (root / "images" / "train" / "b.jpg").write_bytes(b"")
+    (root / "images" / "train" / "c.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(AnnotationError, match=r"2 listed images .* are empty or not images .*: b\.jpg, c\.jpg"):
+        load_split(root, "train")
+    with pytest.warns(AnnotationWarning, match=r"2 files are empty or not images and are skipped: b\.jpg, c\.jpg"):
+        records = image_records(root / "images" / "train")
+    assert [r.name for r in records] == ["a.jpg"]
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.reference import make_workload, reference_cleval_image
+from kit.data import load_split, to_json_doc
 from kit.metric import (
     CLEvalAccumulator,
     MetricInputError,
@@ -25,6 +27,7 @@ from kit.metric import (
     pseudo_char_count,
 )
 from kit.paths import ROOT
+from kit.submit import write_submission
 
 GOLDEN = ROOT.parent / "shared" / "cleval" / "cases"
 
@@ -267,3 +270,24 @@ def test_golden_case(case: Path) -> None:
             continue
         ours = image_counts(result.per_image[name])
         assert {k: ours[k] for k in counts if k in ours} == {k: v for k, v in counts.items() if k in ours}
+
+
+def test_a_submission_csv_scores_as_its_json(synth_dir: Path, tmp_path: Path) -> None:
+    """The leaderboard scores the CSV: the same polygons as a JSON give the same scores, CLI included."""
+    records = load_split(synth_dir, "val")[0]
+    rng = np.random.default_rng(0)
+    predicted = [replace(r, words=[replace(w, points=np.rint(w.points + rng.normal(0, 3, w.points.shape)),
+                                           extra={"score": 1.0}) for w in r.words[::2]]) for r in records]
+    predicted[0] = replace(predicted[0], words=[])  # an image without detections: an empty CSV cell
+    csv_path = write_submission(predicted, [r.name for r in records], tmp_path / "sub.csv")
+    json_path = tmp_path / "pred.json"
+    json_path.write_text(json.dumps(to_json_doc(predicted)))
+    gt = synth_dir / "jsons" / "val.json"
+    from_csv, from_json = evaluate_files(gt, csv_path), evaluate_files(gt, json_path)
+    assert from_csv.scores() == from_json.scores() and 0 < from_csv.recall < 0.7
+    run = subprocess.run([sys.executable, "-m", "kit.metric", str(gt), str(csv_path)], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert run.returncode == 0 and json.loads(run.stdout)["hmean"] == pytest.approx(from_json.hmean)
+    (tmp_path / "bad.csv").write_text("filename,polygons\nv.jpg,1 2 x 4 5 6 7 8\n")
+    with pytest.raises(MetricInputError, match=r"bad.csv row 2 \(v.jpg\) polygon 1: non-numeric"):
+        evaluate_files(gt, tmp_path / "bad.csv")

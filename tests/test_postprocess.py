@@ -12,8 +12,9 @@ import shapely
 from bench.reference import reference_score_regions, round_trip_ious
 from kit.data import load_split, read_image
 from kit.dataset import letterbox
-from kit.geometry import inverse_shrink_distance, offset_distance
+from kit.geometry import clean_polygon, inverse_shrink_distance, offset_distance, offset_polygon
 from kit.postprocess import PostprocessConfig, polygons_from_regions, postprocess
+from kit.submit import degenerate
 from kit.targets import make_targets
 
 EXACT = PostprocessConfig(unclip_ratio=None)
@@ -121,3 +122,30 @@ def test_db_unclip_ratio_grows_by_area_times_ratio_over_length() -> None:
     expected = [[50.5 - grow, 40.5 - grow], [149.5 + grow, 40.5 - grow], [149.5 + grow, 59.5 + grow],
                 [50.5 - grow, 59.5 + grow]]
     np.testing.assert_allclose(quad, expected, atol=0.01)
+
+
+def test_polygons_come_out_clean(synth_dir: Path) -> None:
+    """No repeated or collinear vertices, at most ``max_vertices``, all with area: also after integer rounding."""
+    record = load_split(synth_dir, "val")[0][0]
+    canvas, scale = letterbox(read_image(record.path), 640)
+    maps = make_targets([p * np.asarray(scale) for p in record.polygons()], 640, 640)
+    for budget in (16, 6):
+        found, _ = postprocess(maps["gt"], scale, (record.width, record.height), PostprocessConfig(max_vertices=budget))
+        assert len(found) == len(record.words)
+        for polygon in found:
+            assert 4 <= len(polygon) <= budget
+            edges = np.roll(polygon, -1, axis=0) - polygon
+            assert (np.abs(edges).sum(1) > 0).all()  # no repeated vertex
+            cross = edges[:, 0] * np.roll(edges[:, 1], -1) - edges[:, 1] * np.roll(edges[:, 0], -1)
+            assert (np.abs(cross) > 1e-9).all()  # no three vertices on a line
+            assert not degenerate(np.rint(polygon).astype(np.int64).ravel())
+
+
+def test_clean_polygon_budget_bounds_the_change() -> None:
+    outline = offset_polygon(np.array([[10, 10], [110, 10], [110, 40], [10, 40]], float), 6.0)[0]
+    assert len(outline) > 100  # rounded joins
+    cleaned = clean_polygon(np.vstack([outline, outline[-1:]]), 16)  # a repeated vertex too
+    assert len(cleaned) <= 16
+    before, after = shapely.Polygon(outline), shapely.Polygon(cleaned)
+    assert abs(after.area - before.area) / before.area < 0.02 and after.hausdorff_distance(before) <= 1.0
+    assert clean_polygon(np.array([[0, 0], [1, 0], [2, 0], [3, 0]], float), 16) is None

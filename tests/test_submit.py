@@ -87,11 +87,16 @@ def test_validator_header_too_many_polygons_and_command_line(tmp_path: Path) -> 
     many = tmp_path / "many.csv"
     many.write_text("filename,polygons\nt0.jpg," + "|".join(["1 1 5 1 5 5 1 5"] * 501) + "\nt1.jpg,\nt2.jpg,\n")
     assert "501 polygons" in str(check_submission(many, TEST_IMAGES)[0])
+    assert not check_submission(many, TEST_IMAGES)[0].fatal  # scored, only the first 500
     test_json = tmp_path / "test.json"
     test_json.write_text(json.dumps(to_json_doc(TEST_IMAGES)))
     run = subprocess.run([sys.executable, "-m", "kit.submit", "--check", str(many), "--test-json", str(test_json)],
                          capture_output=True, text=True, cwd=ROOT)
-    assert run.returncode == 1 and "501 polygons" in run.stdout
+    assert run.returncode == 0 and "warning: row 2 (t0.jpg): 501 polygons" in run.stdout
+    assert "0 problem(s), 1 warning(s)" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "kit.submit", "--check", str(bad), "--test-json", str(test_json)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 1 and "1 problem(s), 0 warning(s)" in run.stdout
 
 
 def test_rows_beyond_the_csv_modules_field_limit(tmp_path: Path) -> None:
@@ -102,3 +107,13 @@ def test_rows_beyond_the_csv_modules_field_limit(tmp_path: Path) -> None:
     assert len(path.read_text().splitlines()[1]) > 131_072
     assert check_submission(path, TEST_IMAGES) == []
     assert len(read_submission(path)[0].words) == 60
+
+
+def test_validator_warns_about_polygons_the_metric_cannot_use(tmp_path: Path) -> None:
+    """Accepted by the leaderboard, but each costs false characters: zero area, all points on a line, one point."""
+    path = tmp_path / "sub.csv"
+    polygons = "1 1 50 1 50 9 1 9|5 5 9 5 9 5 5 5|0 0 10 10 20 20 30 30|4 4 4 4 4 4 4 4"
+    path.write_text(f"filename,polygons\nt0.jpg,{polygons}\nt1.jpg,\nt2.jpg,\n")
+    problems = check_submission(path, TEST_IMAGES)
+    assert len(problems) == 1 and not problems[0].fatal
+    assert "3 polygon(s) without area or with collinear points (e.g. polygon 2)" in str(problems[0])

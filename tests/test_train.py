@@ -184,3 +184,17 @@ def test_command_line_and_distributed_validation_over_all_images(synth_dir: Path
     assert metrics["val_images"].tolist() == [3]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["run"] == "ddp" and summary["epochs_run"] == 1
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(synth_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args, **kwargs):
+        raise RuntimeError("simulated failure in the first epoch")
+
+    monkeypatch.setattr(kt, "train_one_epoch", fail)
+    with pytest.raises(RuntimeError, match="simulated"):
+        train(tiny(synth_dir, tmp_path, run_name="fails"), progress=False)
+    assert not (tmp_path / "fails").exists()
+    monkeypatch.undo()
+    result = train(tiny(synth_dir, tmp_path, epochs=1, run_name="fails"), progress=False)
+    assert "done:" in (result.run_dir / "train.log").read_text()  # the same name logs afresh
