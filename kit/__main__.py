@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kit.cli import run_cli
 from kit.paths import OUTPUTS, SYNTH_DIR
 from kit.pipeline import reproduce, run_main_job
 from kit.synth import DEFAULT_COUNTS, generate_dataset
@@ -39,4 +40,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

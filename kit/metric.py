@@ -53,6 +53,8 @@ import numpy as np
 import shapely
 from scipy.spatial import ConvexHull, QhullError
 
+from kit.cli import run_cli
+
 EPS32 = float(np.finfo(np.float32).eps)
 MAX_CHARS = 100
 #: The skip reason of detections past the cap (``image_counts`` tells them from invalid polygons by it).
@@ -711,12 +713,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="fail on skipped polygons, ignored or missing prediction images instead of warning")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
-        result = evaluate_files(args.gt, args.pred, aggregation="pooled" if args.pooled else "mean",
-                                workers=args.workers, strict=args.strict)
-    except MetricInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    result = evaluate_files(args.gt, args.pred, aggregation="pooled" if args.pooled else "mean",
+                            workers=args.workers, strict=args.strict)
     for line in problem_lines(result.problems):
         print(f"warning: {line}", file=sys.stderr)
     out: dict[str, Any] = {**result.scores(), "num_images": len(result.per_image), **result.problems}
@@ -727,4 +725,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from kit.checkpoint import Checkpoint
+from kit.cli import run_cli
 from kit.data import ImageRecord, Word, image_records, read_image, to_json_doc
 from kit.dataset import build_transform, letterbox, letterbox_size
 from kit.metric import CLEvalAccumulator
@@ -217,4 +218,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

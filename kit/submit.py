@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from kit.cli import run_cli
 from kit.data import ImageRecord, Word, image_records, read_annotations
 from kit.metric import aspect_ratio
 
@@ -176,4 +177,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

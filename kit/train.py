@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler, get_worker_info
 from tqdm import tqdm
 
 from kit.checkpoint import Checkpoint
+from kit.cli import run_cli
 from kit.data import ImageRecord, folds_file, load_split, resolve_data_dir, split_by_fold
 from kit.dataset import AugConfig, TextDetectionDataset
 from kit.loss import LossConfig, db_loss
@@ -555,4 +556,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
