@@ -12,6 +12,7 @@ import papermill
 
 from kit.compare import SCORES_CSV, comparison_table
 from kit.paths import CHOICE_FILE, OUTPUTS, ROOT
+from kit.presets import REPORT_PRESETS
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 #: The main job's training run: PaddleOCR's pretrained detector fine-tuned on the synthetic receipts.
@@ -63,6 +64,8 @@ def reproduce(report: str, data_dir: str = "data/receipts", smoke: bool = False,
     finishes on a CPU; otherwise it is the report's real run (a GPU and the competition data).
     ``train_overrides`` go to notebook 02; ``max_images`` caps the images notebooks 03 and 04 score.
     """
+    if report not in REPORT_PRESETS:
+        raise ValueError(f"unknown report {report!r}; the reports' presets are {', '.join(REPORT_PRESETS)}")
     name = f"reproduce-{report}{'-smoke' if smoke else ''}"
     out = Path(out_dir) if out_dir else OUTPUTS / name
     train_params = {"arch": "resnet18", "preset": "smoke"} if smoke else {"arch": report, "preset": report}

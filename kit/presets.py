@@ -49,6 +49,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # ~19 px high), at 960 px to keep the whole demo near 10 minutes on 2 cores.
 PRESETS["ppocr_synth"] = {**PRESETS["ppocr_cpu"], "schedule": [[0, 960]], "epochs": 2, "t_max": 2,
                           "max_train_images": 48, "max_val_images": 10}
+#: The reports' presets (``python -m kit reproduce NAME``).
+REPORT_PRESETS = ["efficientnet_b3", "convnext_tiny", "convnext_small", "hrnet_w44"]
 #: The default preset of a model that is not named after one.
 ARCH_PRESETS = {"ppocr_det": "ppocr_cpu"}
 

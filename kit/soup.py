@@ -1,13 +1,18 @@
-"""Checkpoint averaging ("model soup"): the mean of several checkpoints' weights, itself a checkpoint."""
+"""Checkpoint averaging ("model soup"): the mean of several checkpoints' weights, itself a checkpoint.
+
+Command line: ``python -m kit.soup "outputs/run/checkpoints/*.ckpt" --out outputs/soup.ckpt``.
+"""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from kit.checkpoint import Checkpoint
+from kit.checkpoint import Checkpoint, expand_checkpoints
+from kit.cli import run_cli
 
 
 def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -32,3 +37,16 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
     soup = Checkpoint(averaged, first.model_config, first.postprocess, first.eval_size, run=first.run,
                       train_config=first.train_config, soup_of=[str(p) for p in paths])
     return soup.save(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kit.soup", description="Average checkpoints' weights into one.")
+    parser.add_argument("checkpoints", nargs="+", help="checkpoint paths or glob patterns (one architecture)")
+    parser.add_argument("--out", type=Path, required=True, help="the averaged checkpoint to write")
+    args = parser.parse_args(argv)
+    paths = expand_checkpoints(args.checkpoints)
+    print(f"averaged {len(paths)} checkpoints into {average_checkpoints(paths, args.out)}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
