@@ -41,7 +41,7 @@ class PostprocessConfig:
     output: str = "polygon"  # or "quad"
     min_size: float = 3.0
     #: Polygon output: at most this many vertices (see :func:`kit.geometry.clean_polygon`).
-    max_vertices: int = 16
+    max_vertices: int = 32
     shrink_ratio: float = SHRINK_RATIO  # used when unclip_ratio is None
 
     def __post_init__(self) -> None:
