@@ -31,7 +31,7 @@ class Choice:
     """A predictor as data: checkpoints, their weights, TTA views and (once searched) the postprocess settings.
 
     ``postprocess`` None keeps the first checkpoint's settings; ``scores`` records what the
-    choice scored on validation, for the reader.
+    choice scored on validation at those settings, for the reader.
     """
 
     name: str
@@ -105,8 +105,8 @@ def tune_postprocess(choice: Choice, records: Sequence[ImageRecord], thresholds:
     table = threshold_search(maps, thresholds, box_thresholds, unclip_ratios, base=predictor.config,
                              workers=workers, progress=progress)
     settings = replace(predictor.config, **best_setting(table)).to_dict()
-    best = table.iloc[0]
-    scores = {**choice.scores, **{k: float(best[k]) for k in ("precision", "recall", "hmean")}}
+    best = table.iloc[0]  # the scores at the chosen setting (the candidate's others were at its old one)
+    scores = {k: float(best[k]) for k in ("precision", "recall", "hmean")}
     return replace(choice, postprocess=settings, scores=scores), table, maps
 
 
