@@ -126,6 +126,14 @@ class DBNet(nn.Module):
             if "features_only" in str(err):
                 raise ValueError(f"backbone {config.arch!r} does not support features_only: {err}") from None
             raise
+        except OSError as err:  # huggingface_hub's "cannot reach the hub / not in the cache" errors are OSErrors
+            if pretrained_path is not None:
+                raise
+            raise FileNotFoundError(
+                f"pretrained weights for {config.arch!r} could not be fetched ({type(err).__name__}: no model hub "
+                "reachable and not in the local cache). Ways forward: a local weights file (pretrained_path=..., "
+                "notebook 02: -p pretrained_path FILE), random weights (pretrained=False; a CPU run then learns "
+                "little), or arch='ppocr_det' (PaddleOCR's detector, bundled with rapidocr, works offline)") from None
         info = self.encoder.feature_info
         self.levels = tuple(config.levels) if config.levels is not None else default_levels(info.reduction())
         self.config = replace(config, levels=self.levels)

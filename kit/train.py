@@ -25,11 +25,12 @@ import math
 import random
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -47,13 +48,15 @@ from kit.metric import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
 from kit.model import PPOCR_ARCH, build_model, count_parameters
 from kit.paths import project_path
 from kit.postprocess import PostprocessConfig, postprocess
-from kit.presets import ARCH_PRESETS, PRESETS
+from kit.presets import ARCH_PRESETS, PRESETS, REPORT_PRESETS
 from kit.presets import preset as load_preset
 from kit.runtime import PRECISIONS, Runtime, autocast, peak_memory_mb, seed_everything, to_device
 from kit.targets import TargetConfig
 
 NESTED = {"augment": AugConfig, "loss": LossConfig, "targets": TargetConfig, "postprocess": PostprocessConfig}
 RUNS_CSV = "runs.csv"
+#: Steps after which a report preset on a CPU says how long its run would take.
+PACE_STEPS = 3
 
 
 @dataclass
@@ -328,9 +331,13 @@ def _epochs(start: int, total: int, enabled: bool) -> Iterator[int]:
 
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, config: TrainConfig, runtime: Runtime, desc: str,
-                    progress: bool) -> dict[str, float]:
-    """One pass over ``loader`` (gradient accumulation, clipping, mixed precision); the mean of each loss part."""
+                    progress: bool, on_pace: Callable[[float, int], None] | None = None) -> dict[str, float]:
+    """One pass over ``loader`` (gradient accumulation, clipping, mixed precision); the mean of each loss part.
+
+    ``on_pace(seconds per step, steps in the epoch)`` is called once, after the first ``PACE_STEPS`` steps.
+    """
     model.train()
+    started = time.time()
     sums: dict[str, float] = {}
     steps = 0
     optimizer.zero_grad(set_to_none=True)
@@ -352,6 +359,8 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
             sums[key] = sums.get(key, 0.0) + float(value.detach())
         steps += 1
         bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
+        if on_pace is not None and steps == PACE_STEPS:
+            on_pace((time.time() - started) / steps, len(loader))
     return {key: value / max(steps, 1) for key, value in sums.items()}
 
 
@@ -379,6 +388,16 @@ class EarlyStopping:
             return True
         self.bad_epochs += 1
         return False
+
+
+def _cpu_pace_warning(config: TrainConfig, logger: _Logger, seconds_per_step: float, steps_per_epoch: int) -> None:
+    """A report preset on a CPU: say, after its first steps, how long the run would take and what fits a CPU."""
+    hours = seconds_per_step * steps_per_epoch * config.epochs / 3600
+    message = (f"the {config.preset!r} preset is a GPU recipe: on this CPU it runs {seconds_per_step:.1f} s per step, "
+               f"so {config.epochs} epochs of {steps_per_epoch} steps would take about {hours:.1f} h (later epochs at "
+               "a larger size take longer). On a CPU use arch 'ppocr_det' (preset ppocr_cpu) or preset 'smoke'.")
+    logger.info(message)
+    warnings.warn(message, stacklevel=2)
 
 
 def _start_run(config: TrainConfig, resume: Path | str | None,
@@ -466,8 +485,10 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
             break
         epoch_start = time.time()
         train_ds.size = size_for_epoch(config.schedule, epoch)
+        gpu_recipe_on_cpu = runtime.device.type == "cpu" and config.preset in REPORT_PRESETS and runtime.main
+        pace = partial(_cpu_pace_warning, config, logger) if gpu_recipe_on_cpu and epoch == start_epoch else None
         losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime), optimizer,
-                                 scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show)
+                                 scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show, pace)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         train_time = time.time() - epoch_start

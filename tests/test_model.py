@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 from kit.loss import db_loss
 from kit.model import build_model, count_parameters
@@ -93,3 +94,17 @@ def test_bf16_autocast_keeps_maps_and_loss_in_fp32() -> None:
         losses = db_loss(outputs, fake_batch(2, 64, 64))
     assert all(o.dtype == torch.float32 for o in outputs.values())
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+
+
+def test_weights_that_cannot_be_fetched_say_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No model hub: one error naming the backbone and the ways forward, not huggingface_hub's traceback."""
+    real = timm.create_model
+
+    def offline(name, **kwargs):
+        if kwargs.get("pretrained") and "pretrained_cfg_overlay" not in kwargs:
+            raise LocalEntryNotFoundError("cannot find the requested files in the local cache")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(FileNotFoundError, match=r"'hrnet_w44' could not be fetched.*pretrained_path.*ppocr_det"):
+        build_model("hrnet_w44", pretrained=True)

@@ -198,3 +198,12 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(synth_dir: Pat
     monkeypatch.undo()
     result = train(tiny(synth_dir, tmp_path, epochs=1, run_name="fails"), progress=False)
     assert "done:" in (result.run_dir / "train.log").read_text()  # the same name logs afresh
+
+
+def test_a_report_preset_on_the_cpu_says_how_long_it_would_take(synth_dir: Path, tmp_path: Path) -> None:
+    config = kt.resolve_config("hrnet_w44", arch="resnet18", pretrained=False, data_dir=str(synth_dir), epochs=1,
+                               batch_size=1, max_train_images=4, max_val_images=1, schedule=[[0, 96]],
+                               num_workers=0, output_dir=str(tmp_path), run_name="gpu-recipe")
+    with pytest.warns(UserWarning, match=r"'hrnet_w44' preset is a GPU recipe: .* 1 epochs of 4 steps"):
+        result = train(config, progress=False)
+    assert "GPU recipe" in (result.run_dir / "train.log").read_text()
