@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -94,13 +94,13 @@ class Checkpoint:
                    soup_of=state.get("soup_of") or [], training_state=state.get("training_state"))
 
 
-def expand_checkpoints(patterns: str | list[str]) -> list[Path]:
+def expand_checkpoints(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
     """Checkpoint paths from paths or glob patterns (relative to the project root), in order, each pattern sorted.
 
     A pattern that matches nothing is an error naming it, not an empty ensemble.
     """
     found: list[Path] = []
-    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+    for pattern in [patterns] if isinstance(patterns, (str, Path)) else patterns:
         path = project_path(pattern)
         matches = sorted(path.parent.glob(path.name)) if any(c in path.name for c in "*?[") else [path]
         matches = [m for m in matches if m.is_file()]

@@ -22,7 +22,7 @@ from kit.data import ImageRecord
 from kit.paths import project_path
 from kit.postprocess import PostprocessConfig
 from kit.predict import Predictor, evaluate_predictor
-from kit.soup import average_checkpoints
+from kit.soup import soup, soupable
 from kit.threshold_search import CachedMap, best_setting, cache_maps, threshold_search
 
 
@@ -66,19 +66,21 @@ def candidates(checkpoints: Sequence[str | Path], weights: Sequence[float] | Non
                soup_path: Path | str | None = None) -> list[Choice]:
     """The candidates notebook 04 compares (checkpoints may be glob patterns).
 
-    Each single checkpoint; with several of one architecture, their soup (written to
+    Each single checkpoint; with several of one model config, their soup (written to
     ``soup_path``); with several, the map-averaging ensemble (``weights``); the ``hybrid``
     checkpoints as their own ensemble; and the ensemble with ``tta`` views.
     """
-    paths = [str(p) for p in expand_checkpoints([str(c) for c in checkpoints])]
+    paths = [str(p) for p in expand_checkpoints(checkpoints)]
     weights = list(weights) if weights is not None else None
     out = [Choice(f"single: {Path(p).parent.parent.name}/{Path(p).name}", [p]) for p in paths]
-    if len(paths) > 1 and soup_path is not None and len({Checkpoint.load(p).arch for p in paths}) == 1:
-        out.append(Choice("soup (weight average)", [str(average_checkpoints(paths, soup_path))]))
+    if len(paths) > 1 and soup_path is not None:
+        members = [Checkpoint.load(p) for p in paths]
+        if soupable(members):
+            out.append(Choice("soup (weight average)", [str(soup(members, paths).save(soup_path))]))
     if len(paths) > 1:
         out.append(Choice("ensemble (map average)", paths, weights))
     if hybrid:
-        out.append(Choice("hybrid ensemble", [str(p) for p in expand_checkpoints([str(h) for h in hybrid])]))
+        out.append(Choice("hybrid ensemble", [str(p) for p in expand_checkpoints(hybrid)]))
     if tta:
         out.append(Choice(f"ensemble + TTA ({tta})", paths, weights, tta))
     return out
@@ -119,8 +121,7 @@ def resolve_choice(choice_file: Path | str | None, checkpoints: Sequence[str | P
     choice's; ``None`` keeps them.
     """
     if checkpoints:
-        patterns = [checkpoints] if isinstance(checkpoints, (str, Path)) else checkpoints
-        choice = Choice("given checkpoints", [str(p) for p in expand_checkpoints([str(c) for c in patterns])],
+        choice = Choice("given checkpoints", [str(p) for p in expand_checkpoints(checkpoints)],
                         None if weights is None else list(weights), tta or "")
     else:
         path = project_path(choice_file) if choice_file else None

@@ -110,4 +110,4 @@ def clean_polygon(polygon: np.ndarray, max_vertices: int, tolerance: float = 0.5
     points = np.asarray(simple.exterior.coords[:-1], np.float64)
     if len(points) < 4:
         points = cv2.boxPoints(cv2.minAreaRect(points.astype(np.float32))).astype(np.float64)
-    return orient_clockwise(points)
+    return points

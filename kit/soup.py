@@ -16,27 +16,36 @@ from kit.cli import run_cli
 
 
 def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
-    """Average the float weights of ``paths`` (same architecture) into ``out``; evaluate it like any checkpoint.
-
-    Integer buffers (BatchNorm's ``num_batches_tracked``) come from the first checkpoint;
-    configs and postprocess settings too. The training state is dropped: a soup is for inference.
-    """
+    """Average the float weights of ``paths`` (same model config) into ``out``; evaluate it like any checkpoint."""
     if not paths:
         raise ValueError("give at least one checkpoint to average")
     members = [Checkpoint.load(p) for p in paths]
-    first = members[0]
     for path, member in zip(paths[1:], members[1:]):
-        if member.model_config != first.model_config:
-            raise ValueError(f"{path}: model {member.model_config} differs from {paths[0]}: {first.model_config}")
+        if not soupable([members[0], member]):
+            raise ValueError(f"{path}: model {member.model_config} differs from {paths[0]}: {members[0].model_config}")
+    return soup(members, paths).save(out)
+
+
+def soupable(members: Sequence[Checkpoint]) -> bool:
+    """True when the weights can be averaged: every member has the same model config."""
+    return all(m.model_config == members[0].model_config for m in members)
+
+
+def soup(members: Sequence[Checkpoint], sources: Sequence[str | Path]) -> Checkpoint:
+    """The weight average of ``members`` (loaded from ``sources``), as a checkpoint for inference.
+
+    Integer buffers (BatchNorm's ``num_batches_tracked``) come from the first member; configs
+    and postprocess settings too. The training state is dropped.
+    """
+    first = members[0]
     averaged = {}
     for key, value in first.weights.items():
         if value.is_floating_point():
             averaged[key] = torch.stack([m.weights[key].double() for m in members]).mean(0).to(value.dtype)
         else:
             averaged[key] = value.clone()
-    soup = Checkpoint(averaged, first.model_config, first.postprocess, first.eval_size, run=first.run,
-                      train_config=first.train_config, soup_of=[str(p) for p in paths])
-    return soup.save(out)
+    return Checkpoint(averaged, first.model_config, first.postprocess, first.eval_size, run=first.run,
+                      train_config=first.train_config, soup_of=[str(p) for p in sources])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from kit.cli import run_cli
 from kit.data import ImageRecord, Word, image_records, read_annotations
-from kit.metric import aspect_ratio
+from kit.metric import Boxes, aspect_ratio
 
 HEADER = ["filename", "polygons"]
 MAX_POLYGONS = 500
@@ -85,9 +85,7 @@ class Problem:
 def degenerate(coords: np.ndarray) -> bool:
     """True when the metric cannot use polygon ``coords`` (x1 y1 x2 y2 ...): no area, or no convex hull."""
     points = coords.reshape(-1, 2).astype(np.float64)
-    x, y = points[:, 0], points[:, 1]
-    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-    return area == 0 or aspect_ratio(points) == 0
+    return Boxes.prepare([points]).areas[0] == 0 or aspect_ratio(points) == 0
 
 
 def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Problem]:

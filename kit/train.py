@@ -6,9 +6,9 @@ and appends one row to ``outputs/runs.csv``. Validation every epoch scores CLEva
 (the competition's per-image mean) after the postprocess; early stopping watches val
 H-mean, never val loss. Checkpoints (:class:`kit.checkpoint.Checkpoint`) carry the model
 config and postprocess settings, so inference needs only the file, and everything a resumed
-run needs to continue exactly: optimizer, scheduler, scaler, epoch, early-stopping state and history. Randomness is a
-function of (seed, epoch): shuffling and augmentation are reseeded every epoch, which is
-what makes a resumed run repeat the uninterrupted one.
+run needs to continue exactly: optimizer, scheduler, scaler, epoch, early-stopping state and
+history. Randomness is a function of (seed, epoch): shuffling and augmentation are reseeded
+every epoch, which is what makes a resumed run repeat the uninterrupted one.
 
 Command line: ``python -m kit.train --preset hrnet_w44 [--set lr=4e-4 --set fold=0] [--resume CKPT]``,
 or ``torchrun --nproc_per_node=N -m kit.train ...`` for several GPUs (batch size is per GPU).
@@ -429,7 +429,6 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
         return _run(config, run_dir, resumed, runtime, logger, progress and runtime.main)
     except BaseException:
         if runtime.main and resumed is None and not (run_dir / "metrics.csv").is_file():
-            logger.close()
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
@@ -479,13 +478,13 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
                                   **norm)
     val_gt = {r.name: r.polygons() for r in val_records}
     started = time.time() - sum(row["epoch_time_s"] for row in history)
+    gpu_recipe_on_cpu = runtime.device.type == "cpu" and config.preset in REPORT_PRESETS and runtime.main
 
     for epoch in _epochs(start_epoch, config.epochs, show):
         if stopping.stop:
             break
         epoch_start = time.time()
         train_ds.size = size_for_epoch(config.schedule, epoch)
-        gpu_recipe_on_cpu = runtime.device.type == "cpu" and config.preset in REPORT_PRESETS and runtime.main
         pace = partial(_cpu_pace_warning, config, logger) if gpu_recipe_on_cpu and epoch == start_epoch else None
         losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime), optimizer,
                                  scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show, pace)
