@@ -12,9 +12,8 @@ import time
 
 from bench import write_results
 from kit import analysis
-from kit.checkpoint import expand_checkpoints
 from kit.data import load_split
-from kit.paths import OUTPUTS, ROOT
+from kit.paths import OUTPUTS, ROOT, expand_checkpoints
 from kit.pipeline import run_notebook
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"

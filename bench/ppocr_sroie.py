@@ -22,13 +22,14 @@ import pandas as pd
 import torch
 
 from bench import write_results
+from kit.cli import parse_overrides
 from kit.data import load_split
 from kit.model import build_model
 from kit.paths import ROOT, project_path
 from kit.postprocess import PostprocessConfig
 from kit.predict import Predictor, evaluate_predictor
 from kit.threshold_search import best_setting, cache_maps, threshold_search
-from kit.train import parse_overrides, resolve_config, train
+from kit.train import resolve_config, train
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "ppocr_sroie.md"

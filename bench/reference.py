@@ -224,3 +224,21 @@ def make_workload(n_images: int, words_per_image: int, seed: int) -> tuple[dict,
         gt[f"img_{i:04d}.jpg"] = boxes
         pred[f"img_{i:04d}.jpg"] = [dets[j] for j in order]
     return gt, pred
+
+
+def reference_bootstrap(delta: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Bootstrap means of per-image differences (n, k), one resample at a time (what ``paired_bootstrap``
+    vectorises); the same draws as the kit's for one seed, so the same numbers."""
+    rng = np.random.default_rng(seed)
+    return np.array([delta[rng.integers(0, len(delta), len(delta))].mean(axis=0) for _ in range(n_resamples)])
+
+
+def reference_splits(values: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Public and private means over random halves, one permutation at a time."""
+    rng = np.random.default_rng(seed)
+    half = int(round(len(values) / 2))
+    public, private = np.empty(n_splits), np.empty(n_splits)
+    for i in range(n_splits):
+        order = rng.permutation(len(values))
+        public[i], private[i] = values[order[:half]].mean(), values[order[half:]].mean()
+    return public, private

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from kit.model import ModelConfig, model_from_config
-from kit.paths import project_path
 from kit.postprocess import PostprocessConfig
 
 FORMAT = 2
@@ -92,19 +91,3 @@ class Checkpoint:
                    run=state.get("run"), epoch=state.get("epoch"), val=state.get("val") or {},
                    history=state.get("history") or [], train_config=state.get("train_config"),
                    soup_of=state.get("soup_of") or [], training_state=state.get("training_state"))
-
-
-def expand_checkpoints(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Checkpoint paths from paths or glob patterns (relative to the project root), in order, each pattern sorted.
-
-    A pattern that matches nothing is an error naming it, not an empty ensemble.
-    """
-    found: list[Path] = []
-    for pattern in [patterns] if isinstance(patterns, (str, Path)) else patterns:
-        path = project_path(pattern)
-        matches = sorted(path.parent.glob(path.name)) if any(c in path.name for c in "*?[") else [path]
-        matches = [m for m in matches if m.is_file()]
-        if not matches:
-            raise FileNotFoundError(f"no checkpoint matches {pattern!r}")
-        found.extend(m for m in matches if m not in found)
-    return found

@@ -1,26 +1,308 @@
-"""One convention for the kit's command lines: a user error is one line on stderr and exit status 2.
+"""Every command line of the kit in one place: ``python -m kit COMMAND [options]``.
 
-User errors are the kit's own input errors (bad annotation or prediction files, unknown
-settings, missing files): they say what is wrong and where, so a traceback only hides the
-line that matters. ``--debug`` (anywhere on the command line) or ``KIT_DEBUG=1`` shows it.
+One convention for all of them:
+- Each command's options are declared here with a help text, so ``python -m kit --help``
+  and ``python -m kit COMMAND --help`` answer without importing torch or the command's module.
+- Arguments are checked here (files exist, names are known, values parse) before the
+  command's module is imported and any slow work starts.
+- A user error is one line on stderr and exit status 2. User errors are the kit's own input
+  errors (bad annotation or prediction files, unknown settings, missing files): they say what
+  is wrong and where, so a traceback only hides the line that matters. ``--debug`` (anywhere
+  on the command line) or ``KIT_DEBUG=1`` shows it.
+
+``python -m kit.train ...`` (and the other modules) take the same options as ``python -m kit
+train ...``; they import their module first, so their ``--help`` is slower.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
+import importlib
 import os
 import sys
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NoReturn
 
+from kit.paths import OUTPUTS, SYNTH_COUNTS, SYNTH_DIR, expand_checkpoints, project_path
+from kit.presets import PRESETS, REPORT_PRESETS
+from kit.tta import parse_tta
+
+EPILOG = """A user error (a missing file, an unknown name, a value that does not parse) is one line starting
+with "error:" and exit status 2, reported before any slow work starts; --debug or KIT_DEBUG=1 shows the
+traceback. python -m kit.train (and the other modules) take the same options, after importing their module."""
+#: kit.runtime.PRECISIONS' names (that module imports torch).
+PRECISION_CHOICES = ("fp32", "fp16", "bf16")
 #: What a user can cause with a wrong argument or file (the kit's input errors derive from ValueError).
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
-def run_cli(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:
-    """Call ``main`` with the arguments (``--debug`` removed); a user error exits 2 with one line."""
+class _Parser(argparse.ArgumentParser):
+    """argparse's usage errors as user errors: one line, exit 2, like every other."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command: what runs it (``module:function`` taking the parsed arguments), its help, options and checks."""
+
+    target: str
+    help: str
+    options: Callable[[argparse.ArgumentParser], None]
+    check: Callable[[argparse.Namespace], None] = lambda args: None
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["lr=4e-4", "data_dir=data/x"]`` -> settings: Python literals where they parse, else the raw string."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
+    return overrides
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["weight_decay=[8.5e-5,1.2e-4]", "lr=[1e-3]"]`` -> ``{"weight_decay": [8.5e-5, 1.2e-4], ...}``."""
+    grid = {}
+    for key, values in parse_overrides(items).items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"--grid {key}: give a non-empty list, e.g. --grid '{key}=[1e-4,2e-4]'")
+        grid[key] = list(values)
+    return grid
+
+
+def number_list(text: str, kind: type = float) -> list[Any]:
+    """``"0.6,0.4"`` -> ``[0.6, 0.4]`` (an argparse type: a bad value is a usage error)."""
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
+
+
+def existing(path: Path | str, what: str) -> None:
+    """Fail early, naming ``what``, when ``path`` does not exist."""
+    if not project_path(path).exists():
+        raise FileNotFoundError(f"{what} {path} not found")
+
+
+# ------------------------------------------------------------------------------------------ options and checks
+
+
+def _synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=SYNTH_DIR, help="the dataset folder to write (competition layout)")
+    p.add_argument("--seed", type=int, default=0, help="the generator's seed: same seed, same bytes")
+    for split, count in SYNTH_COUNTS.items():
+        p.add_argument(f"--{split}", type=int, default=count, help=f"images in the {split} split (default {count})")
+
+
+def _check_synth(args: argparse.Namespace) -> None:
+    if any(getattr(args, split) < 0 for split in SYNTH_COUNTS):
+        raise ValueError("split sizes must be 0 or more")
+
+
+def _demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=OUTPUTS / "notebooks", help="where the executed notebooks go")
+
+
+def _reproduce(p: argparse.ArgumentParser) -> None:
+    p.add_argument("report", choices=REPORT_PRESETS, help="the report's preset (its backbone)")
+    p.add_argument("--data-dir", default="data/receipts",
+                   help="the competition data (competition layout; data/receipts falls back to the synthetic data)")
+    p.add_argument("--smoke", action="store_true", help="the CPU smoke preset instead of the report's (a quick check)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/reproduce-REPORT)")
+
+
+def _check_data_dir(args: argparse.Namespace) -> None:
+    if Path(args.data_dir) != Path("data/receipts"):
+        existing(args.data_dir, "data folder")
+
+
+def _train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=None, choices=list(PRESETS), metavar="PRESET",
+                   help=f"the recipe to start from: {', '.join(PRESETS)} (default: the TrainConfig defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting (Python literal), e.g. --set lr=4e-4 --set 'schedule=[[0,640],[4,960]]'")
+    p.add_argument("--resume", type=Path, default=None, help="a checkpoint of the run to continue (last.ckpt)")
+
+
+def _check_train(args: argparse.Namespace) -> None:
+    overrides = parse_overrides(args.set)
+    if overrides.get("data_dir") and Path(overrides["data_dir"]) != Path("data/receipts"):
+        existing(overrides["data_dir"], "data folder")
+    if args.resume is not None:
+        existing(args.resume, "checkpoint")
+
+
+def _predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", action="append", required=True,
+                   help="a checkpoint path or glob pattern; repeat for an ensemble (maps averaged)")
+    p.add_argument("--images", required=True, type=Path, help="the folder of images to predict")
+    p.add_argument("--out", required=True, type=Path, help="the predictions JSON to write (competition schema)")
+    p.add_argument("--tta", default="", help="extra TTA views, e.g. hflip,vflip,rot90,scale=0.9,scale=1.1")
+    p.add_argument("--weights", type=number_list, default=None, help="ensemble weights, one per checkpoint: 0.6,0.4")
+    p.add_argument("--frame-size", type=int, default=None,
+                   help="side of the common frame the maps are averaged in (default: the first checkpoint's)")
+    p.add_argument("--thresh", type=float, default=None, help="probability threshold (default: the checkpoint's)")
+    p.add_argument("--box-thresh", type=float, default=None, help="minimum box score (default: the checkpoint's)")
+    p.add_argument("--unclip-ratio", type=float, default=None, help="polygon expansion (default: the checkpoint's)")
+    p.add_argument("--output", choices=("polygon", "quad"), default=None,
+                   help="polygons, or minimum-area quadrilaterals (default: the checkpoint's)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
+                   help="inference precision (fp16/bf16 need a GPU)")
+
+
+def _check_predict(args: argparse.Namespace) -> None:
+    args.ckpt = [str(p) for p in expand_checkpoints(args.ckpt)]
+    if not project_path(args.images).is_dir():
+        raise NotADirectoryError(f"image folder {args.images} not found")
+    if args.weights is not None and len(args.weights) != len(args.ckpt):
+        raise ValueError(f"--weights gives {len(args.weights)} weights for {len(args.ckpt)} checkpoints")
+    parse_tta(args.tta)
+
+
+def _metric(p: argparse.ArgumentParser) -> None:
+    p.add_argument("gt", type=Path, help="GT JSON (competition schema)")
+    p.add_argument("pred", type=Path, help="predictions: a competition-schema JSON (img_w/img_h not needed) or "
+                   "the submission CSV (recognised by its filename,polygons header)")
+    p.add_argument("--per-image", action="store_true", help="add per-image scores and character counts")
+    p.add_argument("--pooled", action="store_true", help="pool character counts instead of averaging images")
+    p.add_argument("--workers", type=int, default=1, help="processes (images are spread over them)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on skipped polygons, ignored or missing prediction images instead of warning")
+
+
+def _check_metric(args: argparse.Namespace) -> None:
+    existing(args.gt, "GT file")
+    existing(args.pred, "predictions file")
+
+
+def _submit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--check", type=Path, required=True, help="the CSV to check")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, help="the test image folder (names and sizes)")
+    source.add_argument("--test-json", type=Path, help="the test JSON (names and sizes)")
+
+
+def _check_submit(args: argparse.Namespace) -> None:
+    existing(args.check, "submission")
+    existing(args.images or args.test_json, "test images" if args.images else "test JSON")
+
+
+def _soup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoints", nargs="+", help="checkpoint paths or glob patterns (one model config)")
+    p.add_argument("--out", type=Path, required=True, help="the averaged checkpoint to write")
+
+
+def _check_soup(args: argparse.Namespace) -> None:
+    args.checkpoints = [str(p) for p in expand_checkpoints(args.checkpoints)]
+
+
+def _sweep(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=[V1,V2]",
+                   help="a setting and its values; repeat for a product, e.g. --grid 'weight_decay=[8.5e-5,1.2e-4]'")
+    p.add_argument("--seeds", type=lambda s: number_list(s, int), default=[0], help="seeds per grid point: 0,1,2")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a notebook 02 parameter under every run, e.g. --set preset=smoke --set arch=resnet18")
+    p.add_argument("--out", type=Path, default=OUTPUTS / "sweep", help="the sweep folder (ledger, notebooks, runs)")
+    p.add_argument("--baseline", default=None, metavar="RUN",
+                   help="the grid point the others are compared with, as its run name without the seed "
+                   "(default: the best)")
+
+
+def _check_sweep(args: argparse.Namespace) -> None:
+    parse_grid(args.grid)
+    parse_overrides(args.set)
+
+
+def _compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sets", nargs="+", type=Path,
+                   help="prediction sets on the same images: predictions JSON or submission CSV (with --gt), or "
+                   "per-image scores (python -m kit metric --per-image JSON, a run's val_per_image.csv)")
+    p.add_argument("--gt", type=Path, default=None, help="GT JSON to score prediction sets against")
+    p.add_argument("--names", type=lambda s: [n.strip() for n in s.split(",")], default=None,
+                   help="comma-separated names for the sets (default: their file names)")
+    p.add_argument("--baseline", default=None, help="the set the others are compared with (default: the best)")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples over images")
+    p.add_argument("--seed", type=int, default=0, help="the resampling seed: same seed, same numbers")
+    p.add_argument("--confidence", type=float, default=0.95, help="the intervals' level")
+    p.add_argument("--test-images", type=int, default=413,
+                   help="test set size for the val -> test gap's noise (the competition's: 413)")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="a PNG per compared set: the bootstrap distribution and the per-image differences")
+
+
+def _check_compare(args: argparse.Namespace) -> None:
+    if len(args.sets) < 2:
+        raise ValueError("compare needs at least two sets")
+    for path in args.sets:
+        existing(path, "input")
+    if args.gt is not None:
+        existing(args.gt, "GT file")
+    if not 0 < args.confidence < 1 or args.resamples < 1 or args.test_images < 2:
+        raise ValueError("--confidence must lie in (0, 1), --resamples be 1 or more, --test-images 2 or more")
+
+
+#: Every command, in the order ``--help`` lists them.
+COMMANDS: dict[str, Command] = {
+    "train": Command("kit.train:command", "train DBNet with a preset (report recipes, CPU presets), resume a run",
+                     _train, _check_train),
+    "predict": Command("kit.predict:command",
+                       "predict word polygons for a folder of images: checkpoints, ensembles, TTA",
+                       _predict, _check_predict),
+    "metric": Command("kit.metric:command",
+                      "CLEval (the competition's variant) of a predictions JSON or a submission CSV",
+                      _metric, _check_metric),
+    "submit": Command("kit.submit:command", "check a leaderboard CSV as the leaderboard would", _submit,
+                      _check_submit),
+    "compare": Command("kit.compare:command", "is the gain real? paired bootstrap intervals between prediction "
+                       "sets, leaderboard split noise", _compare, _check_compare),
+    "sweep": Command("kit.sweep:command", "notebook 02 over a grid of settings x seeds, with a ledger and a summary",
+                     _sweep, _check_sweep),
+    "soup": Command("kit.soup:command", "average several checkpoints' weights into one checkpoint", _soup,
+                    _check_soup),
+    "synth": Command("kit.synth:command", "generate the synthetic receipt dataset (the embedded default data)",
+                     _synth, _check_synth),
+    "demo": Command("kit.pipeline:demo_command", "the main job: notebooks 01-05 on the synthetic receipts", _demo),
+    "reproduce": Command("kit.pipeline:reproduce_command", "a report's notebook sequence and comparison table",
+                         _reproduce, _check_data_dir),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``python -m kit`` with one sub-command per entry of :data:`COMMANDS`."""
+    parser = _Parser(prog="python -m kit", description="Every command of the kit; "
+                                     "python -m kit COMMAND --help shows a command's options.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.options(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    """Parse and check the arguments, then import the command's module and run it."""
+    args = build_parser().parse_args(argv)
+    command = COMMANDS[args.command]
+    command.check(args)
+    module, function = command.target.split(":")
+    getattr(importlib.import_module(module), function)(args)
+
+
+def run_cli(command: str | None = None, argv: list[str] | None = None) -> None:
+    """Run ``python -m kit`` (or one ``command``, for ``python -m kit.<module>``) under the error convention."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("KIT_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
     try:
-        main([a for a in args if a != "--debug"])
+        main([command, *args] if command else args)
     except USER_ERRORS as err:
         if debug:
             raise

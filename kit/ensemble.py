@@ -2,8 +2,9 @@
 
 Notebook 04 builds the candidates from checkpoints (each single model, their weight average
 if they share an architecture, the map-averaging ensemble, a cross-backbone hybrid, and the
-ensemble with TTA), ranks them on validation, searches the postprocess thresholds on the
-best one's cached maps and saves that :class:`Choice` as JSON. Notebook 05 and ``python -m
+ensemble with TTA), ranks them on validation with paired intervals against the best, searches
+the postprocess thresholds on the best one's cached maps (saying whether the searched setting
+beats the previous one beyond noise) and saves that :class:`Choice` as JSON. Notebook 05 and ``python -m
 kit reproduce`` predict the test images with the saved choice unless told otherwise, so the
 search reaches the submission without anyone copying numbers.
 """
@@ -17,13 +18,14 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from kit.checkpoint import Checkpoint, expand_checkpoints
+from kit.checkpoint import Checkpoint
 from kit.data import ImageRecord
-from kit.paths import project_path
+from kit.paths import expand_checkpoints, project_path
 from kit.postprocess import PostprocessConfig
 from kit.predict import Predictor, evaluate_predictor
+from kit.significance import PairedComparison, against_baseline, paired_bootstrap
 from kit.soup import soup, soupable
-from kit.threshold_search import CachedMap, best_setting, cache_maps, threshold_search
+from kit.threshold_search import CachedMap, best_setting, cache_maps, scores_at, threshold_search
 
 
 @dataclass
@@ -87,29 +89,52 @@ def candidates(checkpoints: Sequence[str | Path], weights: Sequence[float] | Non
 
 
 def compare_candidates(choices: Sequence[Choice], records: Sequence[ImageRecord],
-                       progress: bool = False) -> pd.DataFrame:
-    """One row per candidate (CLEval P/R/H, splits, merges, ms/image, P-R gap), best H-mean first; fills ``scores``."""
-    rows = []
+                       progress: bool = False, baseline: str | None = None) -> pd.DataFrame:
+    """One row per candidate (CLEval P/R/H, splits, merges, ms/image, P-R gap), best H-mean first; fills ``scores``.
+
+    Each row also has its paired difference from ``baseline`` (default: the best candidate) on
+    these images, with its bootstrap interval and verdict (:func:`kit.significance.against_baseline`).
+    """
+    rows, per_image = [], {}
     for choice in choices:
-        choice.scores = evaluate_predictor(choice.predictor(), records, progress=progress)
+        per_image[choice.name] = {}
+        choice.scores = evaluate_predictor(choice.predictor(), records, progress=progress,
+                                           per_image=per_image[choice.name])
         rows.append({"candidate": choice.name, **choice.scores})
     table = pd.DataFrame(rows)
     table["pr_gap"] = table["precision"] - table["recall"]
+    paired = against_baseline(per_image, baseline).drop(columns=["precision", "recall", "hmean"])
+    table = table.merge(paired, left_on="candidate", right_index=True, how="left")
     return table.sort_values("hmean", ascending=False, kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class Tuning:
+    """What :func:`tune_postprocess` found: the choice with the best setting, the search table, the cached maps,
+    and ``gain``: the best setting against the choice's own (the checkpoint's default unless set) on the same
+    images. The search picked the best of many settings on these very images, so ``gain`` is optimistic: a
+    gain within noise here is no gain; one beyond it still deserves a check on other images."""
+
+    choice: Choice
+    search: pd.DataFrame
+    maps: list[CachedMap]
+    gain: PairedComparison
 
 
 def tune_postprocess(choice: Choice, records: Sequence[ImageRecord], thresholds: Sequence[float],
                      box_thresholds: Sequence[float], unclip_ratios: Sequence[float | None],
-                     workers: int = 1, progress: bool = True) -> tuple[Choice, pd.DataFrame, list[CachedMap]]:
-    """``choice`` with the best setting of the grid on ``records`` (the search table and the cached maps too)."""
+                     workers: int = 1, progress: bool = True) -> Tuning:
+    """``choice`` with the best setting of the grid on ``records``, and whether it beats the default setting."""
     predictor = choice.predictor()
     maps = cache_maps(predictor, records, progress=progress)
     table = threshold_search(maps, thresholds, box_thresholds, unclip_ratios, base=predictor.config,
                              workers=workers, progress=progress)
-    settings = replace(predictor.config, **best_setting(table)).to_dict()
+    best_config = replace(predictor.config, **best_setting(table))
     best = table.iloc[0]  # the scores at the chosen setting (the candidate's others were at its old one)
     scores = {k: float(best[k]) for k in ("precision", "recall", "hmean")}
-    return replace(choice, postprocess=settings, scores=scores), table, maps
+    gain = paired_bootstrap(scores_at(maps, predictor.config), scores_at(maps, best_config),
+                            names=("default setting", "searched setting"))
+    return Tuning(replace(choice, postprocess=best_config.to_dict(), scores=scores), table, maps, gain)
 
 
 def resolve_choice(choice_file: Path | str | None, checkpoints: Sequence[str | Path] | str | None = None,

@@ -47,7 +47,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import shapely
@@ -700,19 +700,8 @@ def image_counts(result: ImageResult) -> dict[str, float]:
                                          if not why.startswith(OVER_CAP))}  # invalid ones, not those over the cap
 
 
-def main(argv: Iterable[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kit.metric",
-                                     description="CLEval (the competition's variant) of predictions: a JSON in the "
-                                     "competition schema or the leaderboard CSV.")
-    parser.add_argument("gt", type=Path, help="GT JSON (competition schema)")
-    parser.add_argument("pred", type=Path, help="predictions: a competition-schema JSON (img_w/img_h not needed) or "
-                        "the submission CSV (recognised by its filename,polygons header)")
-    parser.add_argument("--per-image", action="store_true", help="add per-image scores and character counts")
-    parser.add_argument("--pooled", action="store_true", help="pool character counts instead of averaging images")
-    parser.add_argument("--workers", type=int, default=1, help="processes (images are spread over them)")
-    parser.add_argument("--strict", action="store_true",
-                        help="fail on skipped polygons, ignored or missing prediction images instead of warning")
-    args = parser.parse_args(list(argv) if argv is not None else None)
+def command(args: argparse.Namespace) -> None:
+    """``python -m kit metric``: scores (and problems) as one JSON on stdout, warnings on stderr."""
     result = evaluate_files(args.gt, args.pred, aggregation="pooled" if args.pooled else "mean",
                             workers=args.workers, strict=args.strict)
     for line in problem_lines(result.problems):
@@ -725,4 +714,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli("metric")

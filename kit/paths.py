@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ROOT / "outputs"
 SYNTH_DIR = ROOT / "data" / "synth"
+#: The synthetic dataset's default split sizes.
+SYNTH_COUNTS = {"train": 150, "val": 30, "test": 20}
 #: Where the notebooks look for the competition data by default.
 COMPETITION_DIR = ROOT / "data" / "receipts"
 #: Notebook 04's choice of predictor and postprocess settings, in its output folder; notebook 05 reads it.
 CHOICE_FILE = "choice.json"
+#: A training run's best-epoch per-image val scores, in its run folder, for paired comparisons (kit.significance).
+VAL_PER_IMAGE = "val_per_image.csv"
 
 
 def project_path(path: Path | str) -> Path:
     """``path`` itself if absolute, else relative to the project root (so notebooks run from any cwd)."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else ROOT / path
+
+
+def expand_checkpoints(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Checkpoint paths from paths or glob patterns (relative to the project root), in order, each pattern sorted.
+
+    A pattern that matches nothing is an error naming it, not an empty ensemble.
+    """
+    found: list[Path] = []
+    for pattern in [patterns] if isinstance(patterns, (str, Path)) else patterns:
+        path = project_path(pattern)
+        matches = sorted(path.parent.glob(path.name)) if any(c in path.name for c in "*?[") else [path]
+        matches = [m for m in matches if m.is_file()]
+        if not matches:
+            raise FileNotFoundError(f"no checkpoint matches {pattern!r}")
+        found.extend(m for m in matches if m not in found)
+    return found

@@ -3,6 +3,8 @@ and a report's sequence (``python -m kit reproduce``). Notebook 05 predicts with
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import pandas as pd
 import papermill
 
-from kit.compare import SCORES_CSV, comparison_table
+from kit.compare import SCORES_CSV, comparison_table, run_per_image
 from kit.paths import CHOICE_FILE, OUTPUTS, ROOT
 from kit.presets import REPORT_PRESETS
 
@@ -32,24 +34,29 @@ MAIN_JOB: list[tuple[str, dict[str, Any]]] = [
 
 
 def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | None = None,
-                 progress: bool = True, out_name: str | None = None) -> Path:
+                 progress: bool = True, out_name: str | None = None, stream: bool = False) -> Path:
     """Execute ``notebooks/<name>`` with ``parameters`` into ``out_dir/<out_name or name>``; cwd is the project root.
 
-    papermill raises if a cell fails; the executed notebook, up to the failing cell, is kept.
+    ``progress`` shows papermill's bar over cells; ``stream`` instead passes the notebook's own
+    stderr (the kit's progress bars and warnings: training epochs, prediction) to this console
+    as it comes. papermill raises if a cell fails; the executed notebook, up to the failing cell, is kept.
     """
     out_path = Path(out_dir) / (out_name or name)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(NOTEBOOK_DIR / name), str(out_path), parameters=parameters or {},
-                               cwd=str(ROOT), progress_bar=progress, kernel_name="python3")
+                               cwd=str(ROOT), progress_bar=progress and not stream, kernel_name="python3",
+                               stderr_file=sys.stderr if stream else None)
     return out_path
 
 
 def run_main_job(out_dir: Path | str = OUTPUTS / "notebooks") -> list[Path]:
-    """Run every notebook of :data:`MAIN_JOB` in order, printing each one's time; stops at the first failure."""
+    """Run every notebook of :data:`MAIN_JOB` in order, streaming its progress and printing its time; stops at the
+    first failure."""
     paths, started = [], time.perf_counter()
     for number, (name, params) in enumerate(MAIN_JOB, start=1):
         began = time.perf_counter()
-        paths.append(run_notebook(name, out_dir, params))
+        print(f"[{number}/{len(MAIN_JOB)}] {name} ...", flush=True)
+        paths.append(run_notebook(name, out_dir, params, stream=True))
         print(f"[{number}/{len(MAIN_JOB)}] {name}: {time.perf_counter() - began:.0f} s", flush=True)
     print(f"main job: {(time.perf_counter() - started) / 60:.1f} min in all", flush=True)
     return paths
@@ -84,5 +91,16 @@ def reproduce(report: str, data_dir: str = "data/receipts", smoke: bool = False,
     for notebook, params in sequence:
         run_notebook(notebook, out / "notebooks", params)
     scores = pd.read_csv(SCORES_CSV) if SCORES_CSV.is_file() else None
-    comparison_table(pd.read_csv(run_dir / "runs.csv"), scores).to_csv(out / "comparison.csv", index=False)
+    runs = pd.read_csv(run_dir / "runs.csv")
+    comparison_table(runs, scores, run_per_image(run_dir, runs["run"])).to_csv(out / "comparison.csv", index=False)
     return out
+
+
+def demo_command(args: argparse.Namespace) -> None:
+    """``python -m kit demo``: the main job, each notebook's time and the total on the console."""
+    run_main_job(args.out)
+
+
+def reproduce_command(args: argparse.Namespace) -> None:
+    """``python -m kit reproduce REPORT``: where the notebooks and the comparison table went."""
+    print(f"outputs in {reproduce(args.report, args.data_dir, args.smoke, args.out)}")

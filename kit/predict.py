@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -34,9 +34,10 @@ from kit.checkpoint import Checkpoint
 from kit.cli import run_cli
 from kit.data import ImageRecord, Word, image_records, read_image, to_json_doc
 from kit.dataset import build_transform, letterbox, letterbox_size
-from kit.metric import CLEvalAccumulator
+from kit.metric import CLEvalAccumulator, ImageResult
 from kit.postprocess import PostprocessConfig, postprocess
-from kit.runtime import PRECISIONS, autocast
+from kit.runtime import autocast, peak_memory_mb
+from kit.tta import parse_tta
 
 
 @lru_cache(maxsize=8)
@@ -49,38 +50,6 @@ def image_tensor(image: np.ndarray, size: int, model: torch.nn.Module) -> tuple[
     canvas, scale = letterbox(image, size)
     normalised = _normalizer(tuple(model.config.mean), tuple(model.config.std))(image=canvas)["image"]
     return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None], scale
-
-
-@dataclass(frozen=True)
-class View:
-    """One TTA view: a flip / rotation of the original image and a scale of the letterbox size."""
-
-    name: str = "identity"
-    scale: float = 1.0
-
-    def forward(self, image: np.ndarray) -> np.ndarray:
-        return {"identity": lambda a: a, "hflip": lambda a: a[:, ::-1], "vflip": lambda a: a[::-1],
-                "rot90": lambda a: np.rot90(a, 1), "rot180": lambda a: np.rot90(a, 2),
-                "rot270": lambda a: np.rot90(a, 3)}[self.name](image)
-
-    def inverse(self, prob: np.ndarray) -> np.ndarray:
-        return {"identity": lambda a: a, "hflip": lambda a: a[:, ::-1], "vflip": lambda a: a[::-1],
-                "rot90": lambda a: np.rot90(a, -1), "rot180": lambda a: np.rot90(a, -2),
-                "rot270": lambda a: np.rot90(a, -3)}[self.name](prob)
-
-
-def parse_tta(spec: str | Sequence[str] | None) -> list[View]:
-    """``"hflip,vflip,scale=0.9,scale=1.1"`` -> the identity view plus those views (scales at identity)."""
-    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec or []) if s.strip()]
-    views = [View()]
-    for item in items:
-        if item.startswith("scale="):
-            views.append(View(scale=float(item.split("=", 1)[1])))
-        elif item in ("hflip", "vflip", "rot90", "rot180", "rot270"):
-            views.append(View(item))
-        elif item != "identity":
-            raise ValueError(f"unknown TTA view {item!r}; use hflip, vflip, rot90, rot180, rot270 or scale=<f>")
-    return list(dict.fromkeys(views))
 
 
 class Predictor:
@@ -176,9 +145,11 @@ def predict(predictor: Predictor, images: str | Path | Iterable[ImageRecord],
     return out
 
 
-def evaluate_predictor(predictor: Predictor, records: Sequence[ImageRecord], progress: bool = True) -> dict[str, float]:
+def evaluate_predictor(predictor: Predictor, records: Sequence[ImageRecord], progress: bool = True,
+                       per_image: dict[str, ImageResult] | None = None) -> dict[str, float]:
     """CLEval (mean over images) of a predictor on annotated records: scores, split GT words, merging
-    detections, and the speed in ms/image (prediction and metric together)."""
+    detections, and the speed in ms/image (prediction and metric together). ``per_image``, when given,
+    receives each image's result (for paired comparisons, :mod:`kit.significance`)."""
     accumulator = CLEvalAccumulator()
     start = time.perf_counter()
     for record in tqdm(records, desc="evaluate", disable=not progress):
@@ -186,28 +157,38 @@ def evaluate_predictor(predictor: Predictor, records: Sequence[ImageRecord], pro
         accumulator.update(record.name, record.polygons(), polygons)
     elapsed = time.perf_counter() - start
     result = accumulator.compute()
+    if per_image is not None:
+        per_image.update(result.per_image)
     return {**result.scores(), "split_words": sum(r.num_splitted for r in result.per_image.values()),
             "merging_boxes": sum(r.num_merged for r in result.per_image.values()),
             "ms_per_image": 1000 * elapsed / max(len(records), 1)}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kit.predict", description="Predict word polygons.")
-    parser.add_argument("--ckpt", action="append", required=True, type=Path, help="repeat for an ensemble")
-    parser.add_argument("--images", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--tta", default="", help="e.g. hflip,vflip,rot90,scale=0.9,scale=1.1")
-    parser.add_argument("--weights", default=None, help="comma-separated, one per checkpoint")
-    parser.add_argument("--frame-size", type=int, default=None,
-                        help="side of the common frame the maps are averaged in (default: the first checkpoint's)")
-    parser.add_argument("--thresh", type=float, default=None)
-    parser.add_argument("--box-thresh", type=float, default=None)
-    parser.add_argument("--unclip-ratio", type=float, default=None)
-    parser.add_argument("--output", choices=("polygon", "quad"), default=None)
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
-    args = parser.parse_args(argv)
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-    predictor = Predictor.load(args.ckpt, weights, args.tta, args.frame_size, precision=args.precision)
+@torch.no_grad()
+def measure_inference(checkpoint: str | Path, size: int | None = None, repeats: int = 10,
+                      device: str | None = None) -> dict[str, float]:
+    """Inference ms/image (network forward at ``size``, batch 1, after warm-up) and peak memory in MB."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    loaded = Checkpoint.load(checkpoint, device)
+    model, size = loaded.build_model(device), size or loaded.eval_size
+    images = torch.randn(1, 3, size, size, device=device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    model(images)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model(images)
+    sync()
+    ms = 1000 * (time.perf_counter() - start) / repeats
+    memory = peak_memory_mb(torch.device(device))
+    return {"ms_per_image": ms, "inference_memory_mb": memory, "size": size, "device": device}
+
+
+def command(args: argparse.Namespace) -> None:
+    """``python -m kit predict``: a folder of images to a predictions JSON."""
+    predictor = Predictor.load(args.ckpt, args.weights, args.tta, args.frame_size, precision=args.precision)
     overrides = {k: v for k, v in {"thresh": args.thresh, "box_thresh": args.box_thresh,
                                    "unclip_ratio": args.unclip_ratio, "output": args.output}.items() if v is not None}
     predictor.config = replace(predictor.config, **overrides)
@@ -218,4 +199,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli("predict")

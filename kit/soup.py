@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from kit.checkpoint import Checkpoint, expand_checkpoints
+from kit.checkpoint import Checkpoint
 from kit.cli import run_cli
 
 
@@ -48,14 +48,10 @@ def soup(members: Sequence[Checkpoint], sources: Sequence[str | Path]) -> Checkp
                       train_config=first.train_config, soup_of=[str(p) for p in sources])
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kit.soup", description="Average checkpoints' weights into one.")
-    parser.add_argument("checkpoints", nargs="+", help="checkpoint paths or glob patterns (one architecture)")
-    parser.add_argument("--out", type=Path, required=True, help="the averaged checkpoint to write")
-    args = parser.parse_args(argv)
-    paths = expand_checkpoints(args.checkpoints)
-    print(f"averaged {len(paths)} checkpoints into {average_checkpoints(paths, args.out)}")
+def command(args: argparse.Namespace) -> None:
+    """``python -m kit soup``: the averaged checkpoint written to ``--out``."""
+    print(f"averaged {len(args.checkpoints)} checkpoints into {average_checkpoints(args.checkpoints, args.out)}")
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli("soup")

@@ -158,13 +158,8 @@ def read_submission(path: str | Path) -> list[ImageRecord]:
     return records
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kit.submit", description="Check a leaderboard CSV.")
-    parser.add_argument("--check", type=Path, required=True, help="the CSV to check")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, help="the test image folder")
-    source.add_argument("--test-json", type=Path, help="the test JSON (names and sizes)")
-    args = parser.parse_args(argv)
+def command(args: argparse.Namespace) -> None:
+    """``python -m kit submit``: every problem printed; exit status 1 if the leaderboard would reject the CSV."""
     images = image_records(args.images) if args.images else read_annotations(args.test_json)[0]
     problems = check_submission(args.check, images)
     for problem in problems:
@@ -175,4 +170,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli("submit")

@@ -4,11 +4,16 @@ Each execution is kept as an output notebook in the sweep folder; a ledger
 (``sweep.csv``) records every run's grid point, seed, status and error. A failed run is
 reported (its notebook and error kept), not lost, and does not stop the sweep; running the
 same sweep again skips the completed runs and retries the failed ones. ``summarize`` gives
-mean and standard deviation of val P/R/H per grid point.
+mean and standard deviation of val P/R/H per grid point; ``compare_points`` says whether grid
+points differ beyond the noise of which images are in val: each point's per-image val scores
+are averaged over its seeds, and each point is compared with the best (or a chosen baseline)
+by a paired bootstrap over images (:mod:`kit.significance`). The seeds' own spread is in
+``summarize``'s standard deviation, not in that interval.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import traceback
@@ -17,8 +22,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from kit.cli import parse_grid, parse_overrides, run_cli
+from kit.compare import run_per_image
 from kit.paths import project_path
 from kit.pipeline import run_notebook
+from kit.significance import against_baseline, per_image_scores
 
 LEDGER = "sweep.csv"
 METRICS = ("val_precision", "val_recall", "val_hmean")
@@ -73,6 +81,33 @@ def sweep_results(out_dir: str | Path) -> pd.DataFrame:
     return ledger.merge(runs[["run", *METRICS, "best_epoch", "train_time_s"]], on="run", how="left")
 
 
+def point_of(run: str) -> str:
+    """The grid point of a run name: the name without its seed (``weight_decay=8e-05``)."""
+    return run.rsplit("_seed=", 1)[0]
+
+
+def compare_points(out_dir: str | Path, baseline: str | None = None) -> pd.DataFrame:
+    """Each grid point against ``baseline`` (a point name; default: the best) with a paired bootstrap interval.
+
+    A point's per-image val scores are the mean over its completed seeds of each run's
+    ``val_per_image.csv``; ``seeds`` counts them.
+    """
+    out = project_path(out_dir)
+    ledger = pd.read_csv(out / LEDGER)
+    runs = ledger.loc[ledger["status"] == "done", "run"].tolist()
+    found = run_per_image(out / "runs", runs)
+    if not found:
+        raise FileNotFoundError(f"no per-image val scores under {out / 'runs'}: the sweep has no completed runs "
+                                "written by this kit")
+    points: dict[str, list[pd.DataFrame]] = {}
+    for run, path in found.items():
+        points.setdefault(point_of(run), []).append(per_image_scores(path))
+    per_point = {name: pd.concat(tables).groupby(level=0).mean() for name, tables in points.items()}
+    table = against_baseline(per_point, baseline)
+    table.insert(0, "seeds", [len(points[name]) for name in table.index])
+    return table.rename_axis("point")
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard deviation and count of val P/R/H per grid point over the completed seeds."""
     keys = [c for c in results.columns if c.startswith("grid_")]
@@ -80,3 +115,19 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     table = done.groupby(keys)[list(METRICS)].agg(["mean", "std", "count"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
     return table.reset_index().rename(columns={k: k[len("grid_"):] for k in keys})
+
+
+def command(args: argparse.Namespace) -> None:
+    """``python -m kit sweep``: run (or complete) the sweep, then print its ledger's status and the summary."""
+    ledger = run_sweep(parse_grid(args.grid), args.seeds, args.out, parse_overrides(args.set))
+    failed = ledger[ledger["status"] == "failed"]
+    print(f"{len(ledger) - len(failed)} runs done, {len(failed)} failed (ledger: {project_path(args.out) / LEDGER})")
+    for _, row in failed.iterrows():
+        print(f"failed: {row['run']}: {row['error']}")
+    print(summarize(sweep_results(args.out)).to_string(index=False))
+    print("\npaired against the best point on the val images (dH in points, seeds averaged per image):")
+    print(compare_points(args.out, args.baseline).to_string())
+
+
+if __name__ == "__main__":
+    run_cli("sweep")

@@ -10,6 +10,7 @@ through the same warp, so it covers the glyphs and nothing more. Everything is d
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +24,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from kit.cli import run_cli
 from kit.data import SPLITS, ImageRecord, Word, split_paths, write_annotations
+from kit.paths import SYNTH_COUNTS
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 BODY_FONTS = ("DejaVuSansMono.ttf", "DejaVuSans.ttf", "DejaVuSerif.ttf")
@@ -32,7 +35,6 @@ BOLD_FONTS = {"DejaVuSansMono.ttf": "DejaVuSansMono-Bold.ttf", "DejaVuSans.ttf":
 #: Glyph coverage (0-255) from which a pixel counts as ink of its word.
 INK_ALPHA = 64
 MAX_SIDE = 1280
-DEFAULT_COUNTS = {"train": 150, "val": 30, "test": 20}
 MANIFEST = "synth.json"
 
 SHOPS = ("GREEN MART", "CAFE LUNA", "DAILY FRESH", "MOONLIGHT BAKERY", "SEOUL KITCHEN", "CITY PHARMACY",
@@ -219,7 +221,7 @@ def _render_file(args: tuple[int, int, int, Path]) -> tuple[int, int, list[str],
 def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] | None = None, seed: int = 0,
                      workers: int | None = None) -> Path:
     """Write a synthetic dataset in the competition layout (test JSON without words) and a manifest."""
-    counts = dict(DEFAULT_COUNTS if counts is None else counts)
+    counts = dict(SYNTH_COUNTS if counts is None else counts)
     out_dir = Path(out_dir)
     workers = workers or min(4, os.cpu_count() or 1)
     for split, n in counts.items():
@@ -244,8 +246,18 @@ def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] 
 def ensure_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] | None = None, seed: int = 0) -> Path:
     """The synthetic dataset at ``out_dir``, generated only if missing or made with other settings."""
     out_dir = Path(out_dir)
-    wanted = {"seed": seed, "counts": dict(DEFAULT_COUNTS if counts is None else counts)}
+    wanted = {"seed": seed, "counts": dict(SYNTH_COUNTS if counts is None else counts)}
     manifest = out_dir / MANIFEST
     if manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")) == wanted:
         return out_dir
     return generate_dataset(out_dir, wanted["counts"], seed)
+
+
+def command(args: argparse.Namespace) -> None:
+    """``python -m kit synth``: write the dataset and say where."""
+    out = generate_dataset(args.out, {split: getattr(args, split) for split in SYNTH_COUNTS}, args.seed)
+    print(f"synthetic dataset written to {out}")
+
+
+if __name__ == "__main__":
+    run_cli("synth")

@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from kit.data import ImageRecord, read_image
-from kit.metric import CLEvalConfig, aggregate, evaluate_image
+from kit.metric import CLEvalConfig, ImageResult, aggregate, evaluate_image
 from kit.postprocess import PostprocessConfig, polygons_from_regions, postprocess, score_regions
 from kit.predict import Predictor
 
@@ -103,3 +103,9 @@ def best_setting(table: pd.DataFrame) -> dict[str, float]:
 def polygons_from_maps(maps: Sequence[CachedMap], config: PostprocessConfig) -> dict[str, list[np.ndarray]]:
     """Postprocess every cached map with one setting: ``{image: [polygon, ...]}``."""
     return {m.name: postprocess(m.prob.astype(np.float32), m.scale, m.image_size, config)[0] for m in maps}
+
+
+def scores_at(maps: Sequence[CachedMap], config: PostprocessConfig) -> dict[str, ImageResult]:
+    """Each cached image's CLEval at one setting (per image, for paired comparisons of settings)."""
+    metric, polygons = CLEvalConfig(), polygons_from_maps(maps, config)
+    return {m.name: evaluate_image(m.gt, polygons[m.name], metric) for m in maps}

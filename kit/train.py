@@ -1,8 +1,8 @@
 """The training loop: plain PyTorch, GPU first, CPU works, DDP under torchrun.
 
 ``train(resolve_config("hrnet_w44"))`` runs the report's HRNet-W44 experiment; every run
-writes ``outputs/<run>/`` (resolved config, ``metrics.csv``, ``train.log``, checkpoints)
-and appends one row to ``outputs/runs.csv``. Validation every epoch scores CLEval
+writes ``outputs/<run>/`` (resolved config, ``metrics.csv``, ``train.log``, checkpoints, the best
+epoch's per-image val scores) and appends one row to ``outputs/runs.csv``. Validation every epoch scores CLEval
 (the competition's per-image mean) after the postprocess; early stopping watches val
 H-mean, never val loss. Checkpoints (:class:`kit.checkpoint.Checkpoint`) carry the model
 config and postprocess settings, so inference needs only the file, and everything a resumed
@@ -17,7 +17,6 @@ or ``torchrun --nproc_per_node=N -m kit.train ...`` for several GPUs (batch size
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import json
 import logging
@@ -40,17 +39,18 @@ from torch.utils.data import DataLoader, DistributedSampler, get_worker_info
 from tqdm import tqdm
 
 from kit.checkpoint import Checkpoint
-from kit.cli import run_cli
+from kit.cli import parse_overrides, run_cli
 from kit.data import ImageRecord, folds_file, load_split, resolve_data_dir, split_by_fold
 from kit.dataset import AugConfig, TextDetectionDataset
 from kit.loss import LossConfig, db_loss
 from kit.metric import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
 from kit.model import PPOCR_ARCH, build_model, count_parameters
-from kit.paths import project_path
+from kit.paths import VAL_PER_IMAGE, project_path
 from kit.postprocess import PostprocessConfig, postprocess
 from kit.presets import ARCH_PRESETS, PRESETS, REPORT_PRESETS
 from kit.presets import preset as load_preset
 from kit.runtime import PRECISIONS, Runtime, autocast, peak_memory_mb, seed_everything, to_device
+from kit.significance import per_image_scores
 from kit.targets import TargetConfig
 
 NESTED = {"augment": AugConfig, "loss": LossConfig, "targets": TargetConfig, "postprocess": PostprocessConfig}
@@ -514,6 +514,7 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
                             "scaler": scaler.state_dict(), "early_stopping": stopping.state(), "best_path": best_path})
         if improved:
             checkpoint.save(best_path)
+            per_image_scores(scores).to_csv(run_dir / VAL_PER_IMAGE)
         checkpoint.save(ckpt_dir / "last.ckpt")
         pd.DataFrame(history).to_csv(run_dir / "metrics.csv", index=False)
         logger.epoch(row)
@@ -543,32 +544,9 @@ def append_run(path: Path, summary: dict[str, Any]) -> None:
     pd.DataFrame(rows).to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["lr=4e-4", "data_dir=data/x"]`` -> settings: Python literals where they parse, else the raw string."""
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            overrides[key] = raw
-    return overrides
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kit.train", description="Train DBNet with a preset.")
-    parser.add_argument("--preset", default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. --set lr=4e-4 --set 'schedule=[[0,640],[4,960]]'")
-    parser.add_argument("--resume", type=Path, default=None, help="a checkpoint of the run to continue")
-    args = parser.parse_args(argv)
-    try:
-        overrides = parse_overrides(args.set)
-    except ValueError as err:
-        parser.error(str(err))
-    result = train(resolve_config(args.preset, **overrides), resume=args.resume)
+def command(args: argparse.Namespace) -> None:
+    """``python -m kit train``: the run's summary as one JSON line (rank 0 under torchrun)."""
+    result = train(resolve_config(args.preset, **parse_overrides(args.set)), resume=args.resume)
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(json.dumps(result.summary, default=str))
     if dist.is_initialized():
@@ -576,4 +554,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli("train")

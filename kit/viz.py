@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from kit.data import ImageRecord, read_image
+from kit.significance import PairedComparison
 
 GT_COLOR = (0, 170, 0)
 PRED_COLOR = (0, 90, 255)
@@ -108,5 +109,33 @@ def show_errors(records: Sequence[ImageRecord], predictions: dict[str, list[np.n
         ax.imshow(image)
         ax.set_title(f"{record.name}: missed {counts['missed']}, split {counts['split']}, merged {counts['merged']}, "
                      f"false positives {len(false_positives.get(record.name, []))}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_paired(comparison: PairedComparison, top: int = 40) -> plt.Figure:
+    """Two panels read at a glance: the bootstrap distribution of B - A's H-mean with zero and the interval
+    marked, and the per-image differences sorted (the ``top`` largest in size, which decide it)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 1.4]})
+    samples = 100 * comparison.samples
+    left.hist(samples, bins=60, color="tab:blue", alpha=0.8)
+    left.axvline(0, color="black", linewidth=1.5, label="no difference")
+    left.axvline(100 * comparison.diff["hmean"], color="tab:red", label="observed difference")
+    for k, bound in enumerate((comparison.low["hmean"], comparison.high["hmean"])):
+        left.axvline(100 * bound, color="tab:red", linestyle="--",
+                     label=None if k else f"{int(round(100 * comparison.confidence))}% interval")
+    left.set_xlabel(f"H-mean {comparison.b} - {comparison.a} (points)")
+    left.set_ylabel("resamples")
+    left.set_title(f"P({comparison.b} better) = {comparison.prob_b_better:.3f}: {comparison.verdict}", fontsize=10)
+    left.legend(fontsize=8)
+    per_image = 100 * comparison.per_image
+    shown = per_image.reindex(per_image.abs().sort_values(ascending=False).index[:top]).sort_values()
+    colors = ["tab:green" if v > 0 else "tab:red" for v in shown]
+    right.bar(range(len(shown)), shown.to_numpy(), color=colors)
+    right.axhline(0, color="black", linewidth=1)
+    right.set_xticks(range(len(shown)), shown.index, rotation=90, fontsize=6)
+    right.set_ylabel("per-image H-mean difference (points)")
+    right.set_title(f"the {len(shown)} images that move it most ({comparison.wins_b} won, {comparison.wins_a} lost, "
+                    f"{comparison.ties} tied of {comparison.n_images})", fontsize=10)
     fig.tight_layout()
     return fig

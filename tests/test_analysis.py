@@ -12,13 +12,13 @@ import pytest
 
 from kit import analysis
 from kit.checkpoint import Checkpoint
-from kit.compare import comparison_table, measure_inference, record_score
+from kit.compare import comparison_table, record_score
 from kit.data import ImageRecord, Word, load_split, read_image, write_annotations
 from kit.metric import evaluate
 from kit.model import count_parameters
 from kit.paths import ROOT
-from kit.predict import Predictor
-from kit.sweep import run_sweep, summarize, sweep_results
+from kit.predict import Predictor, measure_inference
+from kit.sweep import compare_points, point_of, run_sweep, summarize, sweep_results
 
 
 def box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -76,6 +76,16 @@ def test_comparison_reproduces_the_reports_derived_columns(tmp_path: Path) -> No
     assert hrnet["train_time_h"] == pytest.approx(2.0)
     tiny = table.set_index("run").loc["tiny"]
     assert tiny["score_per_M_params"] == pytest.approx(95.90 / 28) and np.isnan(tiny["LB_H"])
+    # with per-image val scores: each run against the best val run, and the val -> test gap's noise
+    rng = np.random.default_rng(0)
+    hrnet_h = np.clip(1 - rng.gamma(0.6, 0.06, 100), 0, 1)
+    per_image = {run: pd.DataFrame({"precision": h, "recall": h, "hmean": h}, index=[f"{i}.jpg" for i in range(100)])
+                 for run, h in (("hrnet", hrnet_h), ("tiny", np.clip(hrnet_h - 0.002, 0, 1)))}
+    paired = comparison_table(runs, scores, per_image).set_index("run")
+    assert paired.loc["hrnet", "verdict"] == "baseline"
+    assert paired.loc["tiny", "verdict"] == "hrnet is better beyond noise"
+    band = 100 * 1.96 * hrnet_h.std(ddof=1) * np.sqrt(1 / 100 + 1 / 413)
+    assert paired.loc["hrnet", "val_to_test_noise"] == pytest.approx(band, rel=1e-3)
 
 
 def test_measure_inference(tiny_checkpoint: Path) -> None:
@@ -96,6 +106,10 @@ def test_sweep_runs_reports_failures_and_resumes(synth_dir: Path, tmp_path: Path
     assert len(list((tmp_path / "sweep" / "notebooks").glob("*.ipynb"))) == 4
     table = summarize(sweep_results(tmp_path / "sweep"))
     assert table["weight_decay"].tolist() == [8e-05, 0.0001] and table["val_hmean_count"].tolist() == [2, 2]
+    points = compare_points(tmp_path / "sweep", baseline="weight_decay=8e-05")
+    assert points["seeds"].tolist() == [2, 2] and points.loc["weight_decay=8e-05", "verdict"] == "baseline"
+    means = sweep_results(tmp_path / "sweep").assign(point=lambda t: t["run"].map(point_of))
+    assert points["hmean"].to_numpy() == pytest.approx(means.groupby("point")["val_hmean"].mean().to_numpy())
     failing = run_sweep({"precision": ["fp8"]}, seeds=[0], out_dir=tmp_path / "sweep", base=base)
     failed = failing[failing["status"] == "failed"]
     assert len(failed) == 1 and "precision" in failed.iloc[0]["error"]

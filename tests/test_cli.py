@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from kit.__main__ import SYNTH_COUNTS
 from kit.checkpoint import Checkpoint
+from kit.cli import COMMANDS, PRECISION_CHOICES, USER_ERRORS, build_parser, main
 from kit.paths import ROOT
-from kit.synth import DEFAULT_COUNTS
+from kit.runtime import PRECISIONS
 
 pytestmark = pytest.mark.slow  # subprocesses that import torch
 
@@ -38,13 +40,44 @@ def test_user_errors_are_one_line_and_exit_2(command: tuple[str, ...], tmp_path:
 def test_one_command_family_lists_every_command() -> None:
     out = run("kit", "--help")
     assert out.returncode == 0
-    for command in ("synth", "demo", "reproduce", "train", "predict", "metric", "submit", "soup"):
+    for command in COMMANDS:
         assert f"    {command} " in out.stdout or f"    {command}\n" in out.stdout, command
     assert run("kit", "reproduce", "nope").returncode == 2
 
 
-def test_synth_defaults_match_the_generator() -> None:
-    assert SYNTH_COUNTS == DEFAULT_COUNTS
+def test_every_option_has_help_and_help_imports_no_torch() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == set(COMMANDS)
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help text"
+    for name in COMMANDS:
+        code = f"import sys; from kit.cli import main\ntry: main([{name!r}, '--help'])\nexcept SystemExit: pass\n" \
+               "print('torch' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert out.stdout.strip().splitlines()[-1] == "False", (name, out.stderr)
+
+
+def test_precision_choices_match_the_runtime() -> None:
+    assert PRECISION_CHOICES == tuple(PRECISIONS)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["predict", "--ckpt", "{ckpt}", "--images", "{tmp}", "--out", "p.json", "--weights", "1,2"], "2 weights for 1"),
+    (["predict", "--ckpt", "{ckpt}", "--images", "{tmp}", "--out", "p.json", "--tta", "flip"], "unknown TTA view"),
+    (["predict", "--ckpt", "{ckpt}", "--images", "{tmp}/none", "--out", "p.json"], "image folder"),
+    (["soup", "{tmp}/*.ckpt", "--out", "s.ckpt"], "no checkpoint matches"),
+    (["train", "--resume", "{tmp}/last.ckpt"], "checkpoint"),
+    (["train", "--set", "lr"], "KEY=VALUE"),
+    (["sweep", "--grid", "lr=1e-3"], "non-empty list"),
+    (["reproduce", "hrnet_w44", "--data-dir", "{tmp}/none"], "data folder"),
+])
+def test_arguments_are_checked_before_any_module_loads(argv: list[str], message: str, tiny_checkpoint: Path,
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib, "import_module", lambda name: pytest.fail(f"{name} imported"))
+    with pytest.raises(USER_ERRORS, match=message):
+        main([a.format(ckpt=tiny_checkpoint, tmp=tmp_path) for a in argv])
 
 
 def test_soup_command(tiny_checkpoint: Path, tmp_path: Path) -> None:

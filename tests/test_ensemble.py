@@ -30,9 +30,17 @@ def test_compare_then_tune_then_save_the_choice(tiny_checkpoint: Path, synth_dir
     table = compare_candidates(choices, records)
     assert table["hmean"].is_monotonic_decreasing and set(table["candidate"]) == {c.name for c in choices}
     assert choices[0].scores["hmean"] == table.set_index("candidate").loc[choices[0].name, "hmean"]
-    chosen, search, maps = tune_postprocess(choices[0], records, [0.45, 0.5], [0.5, 0.55], [2.0], progress=False)
+    # every row is compared with the best one on the same images; the best one is the baseline
+    assert table.loc[0, "verdict"] == "baseline" and table.loc[1:, "dH"].le(0).all()
+    assert table.loc[1:, "dH"].to_numpy() == pytest.approx(100 * (table.loc[1:, "hmean"] - table.loc[0, "hmean"]))
+    tuning = tune_postprocess(choices[0], records, [0.45, 0.5], [0.5, 0.55], [2.0], progress=False)
+    chosen, search, maps = tuning.choice, tuning.search, tuning.maps
     assert {k: chosen.postprocess[k] for k in ("thresh", "box_thresh", "unclip_ratio")} == best_setting(search)
     assert chosen.scores["hmean"] == search.iloc[0]["hmean"] and len(maps) == len(records)
+    # the gain is the searched setting against the checkpoint's own, paired on the same images
+    previous = evaluate_predictor(choices[0].predictor(), records, progress=False)["hmean"]
+    assert tuning.gain.n_images == len(records)
+    assert tuning.gain.diff["hmean"] == pytest.approx(search.iloc[0]["hmean"] - previous, abs=1e-9)
     loaded = Choice.load(chosen.save(tmp_path / "choice.json"))
     assert loaded == chosen
     # the saved choice predicts with the searched settings and scores what the search said

@@ -18,9 +18,10 @@ from kit.metric import aggregate, evaluate_files, evaluate_image
 from kit.model import ModelConfig
 from kit.paths import ROOT
 from kit.postprocess import PostprocessConfig, postprocess
-from kit.predict import Predictor, View, parse_tta, predict, predict_image
+from kit.predict import Predictor, predict, predict_image
 from kit.soup import average_checkpoints
 from kit.threshold_search import best_setting, cache_maps, threshold_search
+from kit.tta import View, parse_tta
 
 
 class PixelModel(torch.nn.Module):
