@@ -20,7 +20,7 @@ import os
 import platform
 import time
 
-from bench import write_results
+from bench import best_of, write_results
 from bench.reference import make_workload, reference_cleval_image
 from kit.data import load_split
 from kit.metric import evaluate, evaluate_image, polygons_by_image
@@ -31,15 +31,6 @@ CASES = ROOT.parent / "shared" / "cleval" / "cases"
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 #: ../shared/cleval/README.md: 100 receipt pages, best of 3 on 2 cores, evaluation only.
 REFERENCE_S_PER_100_PAGES = 29.2
-
-
-def best_of(runs: int, work) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def golden_pages(count: int) -> tuple[dict, dict]:

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from bench import write_results
+from bench import best_of, write_results
 from bench.reference import reference_bootstrap, reference_splits
 from kit.data import load_split
 from kit.model import build_model
@@ -45,16 +45,6 @@ def searched(predictor: Predictor, tune: list) -> dict[str, float]:
     """The grid's best setting on ``tune`` receipts."""
     return best_setting(threshold_search(cache_maps(predictor, tune, progress=False), *GRID, workers=2,
                                          progress=False))
-
-
-def timing(function, repeats: int = 3) -> float:
-    """Best of ``repeats`` wall times in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -92,13 +82,13 @@ def main() -> None:
     delta = per_image_scores(at["fine-tuned"]) - per_image_scores(at["zero-shot"])
     big = pd.concat([delta.rename(index=lambda n, k=k: f"{k}/{n}") for k in range(4)])
     zeros = big * 0
-    fast_s = timing(lambda: paired_bootstrap(zeros, big))
-    loop_s = timing(lambda: reference_bootstrap(big.to_numpy(), 10_000, 0), repeats=1)
-    split_s = timing(lambda: leaderboard_splits(zeros, big))
-    split_loop_s = timing(lambda: reference_splits(big["hmean"].to_numpy(), 10_000, 0), repeats=1)
+    fast_s = best_of(3, lambda: paired_bootstrap(zeros, big))
+    loop_s = best_of(1, lambda: reference_bootstrap(big.to_numpy(), 10_000, 0))
+    split_s = best_of(3, lambda: leaderboard_splits(zeros, big))
+    split_loop_s = best_of(1, lambda: reference_splits(big["hmean"].to_numpy(), 10_000, 0))
 
-    def line(c) -> str:
-        return (f"| {c.b} - {c.a} | {c.n_images} | {100 * c.diff['hmean']:+.2f} | [{100 * c.low['hmean']:+.2f}, "
+    def line(c, note: str = "") -> str:
+        return (f"| {c.b} - {c.a}{note} | {c.n_images} | {100 * c.diff['hmean']:+.2f} | [{100 * c.low['hmean']:+.2f}, "
                 f"{100 * c.high['hmean']:+.2f}] | {100 * c.diff['precision']:+.2f} | {100 * c.diff['recall']:+.2f} "
                 f"| {c.prob_b_better:.3f} | {c.wins_b}-{c.wins_a}-{c.ties} | {c.verdict} |")
 
@@ -115,8 +105,8 @@ def main() -> None:
         "",
         "| comparison | images | dH | 95% interval | dP | dR | P(better) | wins | verdict |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        line(finetune), line(setting), line(in_sample) + " (in-sample: half A)",
-        line(held_out) + " (held out: half B)",
+        line(finetune), line(setting), line(in_sample, " (in-sample: on half A)"),
+        line(held_out, " (held out: on half B)"),
         "",
         "Leaderboard split simulation (10,000 random 50/50 public/private splits of the 100 val receipts):",
         f"- fine-tuned vs zero-shot: their public order reverses on the private half in "

@@ -20,7 +20,7 @@ import pandas as pd
 
 from kit.checkpoint import Checkpoint
 from kit.data import ImageRecord
-from kit.paths import expand_checkpoints, project_path
+from kit.paths import expand_checkpoints, portable_path, project_path
 from kit.postprocess import PostprocessConfig
 from kit.predict import Predictor, evaluate_predictor
 from kit.significance import PairedComparison, against_baseline, paired_bootstrap
@@ -33,7 +33,8 @@ class Choice:
     """A predictor as data: checkpoints, their weights, TTA views and (once searched) the postprocess settings.
 
     ``postprocess`` None keeps the first checkpoint's settings; ``scores`` records what the
-    choice scored on validation at those settings, for the reader.
+    choice scored on validation at those settings, for the reader. Saved checkpoint paths inside
+    the project are relative to its root, so the file travels with the project.
     """
 
     name: str
@@ -44,7 +45,8 @@ class Choice:
     scores: dict[str, float] = field(default_factory=dict)
 
     def predictor(self, device: str | None = None) -> Predictor:
-        predictor = Predictor.load(self.checkpoints, self.weights, tta=self.tta, device=device)
+        predictor = Predictor.load([project_path(p) for p in self.checkpoints], self.weights, tta=self.tta,
+                                   device=device)
         if self.postprocess is not None:
             predictor.config = PostprocessConfig(**self.postprocess)
         return predictor
@@ -52,7 +54,8 @@ class Choice:
     def save(self, path: Path | str) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        portable = replace(self, checkpoints=[portable_path(p) for p in self.checkpoints])
+        path.write_text(json.dumps(asdict(portable), indent=1), encoding="utf-8")
         return path
 
     @classmethod

@@ -24,6 +24,13 @@ def project_path(path: Path | str) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
+def portable_path(path: Path | str) -> str:
+    """``path`` relative to the project root when it lies inside it (so a saved file travels with the
+    project to another machine), else absolute."""
+    path = project_path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def expand_checkpoints(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
     """Checkpoint paths from paths or glob patterns (relative to the project root), in order, each pattern sorted.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from kit.checkpoint import Checkpoint
 from kit.data import load_split
 from kit.ensemble import Choice, candidates, compare_candidates, resolve_choice, tune_postprocess
+from kit.paths import ROOT
 from kit.predict import evaluate_predictor
 from kit.threshold_search import best_setting
 
@@ -46,6 +48,12 @@ def test_compare_then_tune_then_save_the_choice(tiny_checkpoint: Path, synth_dir
     # the saved choice predicts with the searched settings and scores what the search said
     assert evaluate_predictor(loaded.predictor(), records, progress=False)["hmean"] == pytest.approx(
         search.iloc[0]["hmean"], abs=1e-9)
+
+
+def test_saved_choice_is_portable(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    inside = ROOT / "outputs" / "ensemble" / "soup.ckpt"
+    saved = Choice("two", [str(inside), str(tiny_checkpoint)]).save(tmp_path / "choice.json")
+    assert json.loads(saved.read_text())["checkpoints"] == ["outputs/ensemble/soup.ckpt", str(tiny_checkpoint)]
 
 
 def test_resolve_choice_prefers_given_checkpoints_and_applies_overrides(tiny_checkpoint: Path, tmp_path: Path) -> None:
