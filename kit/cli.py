@@ -292,8 +292,11 @@ def main(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     command = COMMANDS[args.command]
     command.check(args)
-    module, function = command.target.split(":")
-    getattr(importlib.import_module(module), function)(args)
+    name, function = command.target.split(":")
+    running = sys.modules.get("__main__")  # python -m kit.train: that module is already loaded, as __main__
+    module = running if getattr(getattr(running, "__spec__", None), "name", None) == name else \
+        importlib.import_module(name)
+    getattr(module, function)(args)
 
 
 def run_cli(command: str | None = None, argv: list[str] | None = None) -> None:

@@ -73,7 +73,7 @@ def _read_per_image(path: Path) -> pd.DataFrame:
 
 
 def paired_scores(a: PerImage, b: PerImage) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A's and B's per-image scores on the same images, in one order; different image sets are an error."""
+    """A's and B's per-image scores on the same images, sorted by image name; different image sets are an error."""
     a, b = per_image_scores(a), per_image_scores(b)
     only_a, only_b = a.index.difference(b.index), b.index.difference(a.index)
     if len(only_a) or len(only_b):
@@ -82,6 +82,7 @@ def paired_scores(a: PerImage, b: PerImage) -> tuple[pd.DataFrame, pd.DataFrame]
                          f"in B (e.g. {example!r})")
     if not len(a):
         raise ValueError("no images to compare")
+    a = a.sort_index()  # one order whatever the inputs', so a seed gives the same numbers
     return a, b.loc[a.index]
 
 
