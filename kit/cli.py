@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
-from kit.paths import OUTPUTS, SYNTH_COUNTS, SYNTH_DIR, expand_checkpoints, project_path
+from kit.paths import COMPETITION_DIR, OUTPUTS, SYNTH_COUNTS, SYNTH_DIR, expand_checkpoints, project_path
 from kit.presets import PRESETS, REPORT_PRESETS
 from kit.tta import parse_tta
 
@@ -120,9 +120,14 @@ def _reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/reproduce-REPORT)")
 
 
+def _check_data_folder(data_dir: Path | str) -> None:
+    """A data folder must exist, except the default competition folder (it falls back to the synthetic data)."""
+    if project_path(data_dir) != COMPETITION_DIR:
+        existing(data_dir, "data folder")
+
+
 def _check_data_dir(args: argparse.Namespace) -> None:
-    if Path(args.data_dir) != Path("data/receipts"):
-        existing(args.data_dir, "data folder")
+    _check_data_folder(args.data_dir)
 
 
 def _train(p: argparse.ArgumentParser) -> None:
@@ -135,8 +140,8 @@ def _train(p: argparse.ArgumentParser) -> None:
 
 def _check_train(args: argparse.Namespace) -> None:
     overrides = parse_overrides(args.set)
-    if overrides.get("data_dir") and Path(overrides["data_dir"]) != Path("data/receipts"):
-        existing(overrides["data_dir"], "data folder")
+    if overrides.get("data_dir"):
+        _check_data_folder(overrides["data_dir"])
     if args.resume is not None:
         existing(args.resume, "checkpoint")
 

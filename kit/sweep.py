@@ -124,6 +124,8 @@ def command(args: argparse.Namespace) -> None:
     print(f"{len(ledger) - len(failed)} runs done, {len(failed)} failed (ledger: {project_path(args.out) / LEDGER})")
     for _, row in failed.iterrows():
         print(f"failed: {row['run']}: {row['error']}")
+    if len(failed) == len(ledger):
+        return
     print(summarize(sweep_results(args.out)).to_string(index=False))
     print("\npaired against the best point on the val images (dH in points, seeds averaged per image):")
     print(compare_points(args.out, args.baseline).to_string())

@@ -12,6 +12,7 @@ import pytest
 
 from kit import analysis
 from kit.checkpoint import Checkpoint
+from kit.cli import main
 from kit.compare import comparison_table, record_score
 from kit.data import ImageRecord, Word, load_split, read_image, write_annotations
 from kit.metric import evaluate
@@ -97,7 +98,8 @@ def test_measure_inference(tiny_checkpoint: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sweep_runs_reports_failures_and_resumes(synth_dir: Path, tmp_path: Path) -> None:
+def test_sweep_runs_reports_failures_and_resumes(synth_dir: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
     base = {"arch": "resnet18", "preset": "smoke", "data_dir": str(synth_dir), "epochs": 1, "max_train_images": 2,
             "max_val_images": 1, "schedule": [[0, 96]], "num_workers": 0, "n_show": 0}
     grid = {"weight_decay": [8e-5, 1e-4]}
@@ -115,9 +117,13 @@ def test_sweep_runs_reports_failures_and_resumes(synth_dir: Path, tmp_path: Path
     assert len(failed) == 1 and "precision" in failed.iloc[0]["error"]
     assert (tmp_path / "sweep" / "notebooks" / "precision=fp8_seed=0.ipynb").is_file()  # kept, up to the failure
     mtimes = {p: p.stat().st_mtime for p in (tmp_path / "sweep" / "notebooks").glob("weight_decay*.ipynb")}
-    again = run_sweep(grid, seeds=[0, 1], out_dir=tmp_path / "sweep", base=base)
-    assert {p: p.stat().st_mtime for p in mtimes} == mtimes  # completed runs are skipped
-    assert (again["status"] == "done").sum() == 4
+    # the same sweep again, from the command line: completed runs are skipped; the ledger keeps the failure
+    main(["sweep", "--grid", "weight_decay=[8e-5,1e-4]", "--seeds", "0,1", "--out", str(tmp_path / "sweep"),
+          *[arg for key, value in base.items() for arg in ("--set", f"{key}={value!r}")]])
+    assert {p: p.stat().st_mtime for p in mtimes} == mtimes
+    out = capsys.readouterr().out
+    assert "4 runs done, 1 failed" in out and "failed: precision=fp8_seed=0" in out
+    assert "weight_decay=8e-05" in out and "baseline" in out
 
 
 @pytest.mark.slow
