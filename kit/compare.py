@@ -93,8 +93,9 @@ def comparison_table(runs: pd.DataFrame, scores: pd.DataFrame | None = None,
     final = out["LB_H"].fillna(out["test_H"]).fillna(out["val_H"])
     out["score_per_M_params"] = final / out["params_M"]
     if per_image:
-        paired = against_baseline(per_image, baseline).drop(columns=["precision", "recall", "hmean"])
-        paired["val_to_test_noise"] = [100 * gap_noise(per_image[run], n_test)["val_to_test_band"]
+        tables = {run: per_image_scores(source) for run, source in per_image.items()}  # each file read once
+        paired = against_baseline(tables, baseline).drop(columns=["precision", "recall", "hmean"])
+        paired["val_to_test_noise"] = [100 * gap_noise(tables[run], n_test)["val_to_test_band"]
                                        for run in paired.index]
         out = out.merge(paired, left_on="run", right_index=True, how="left")
     out = out.assign(_final=final).sort_values("_final", ascending=False).drop(columns="_final")
