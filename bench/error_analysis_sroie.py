@@ -1,4 +1,4 @@
-"""Error analysis on real receipts: notebook 03 under papermill on SROIE val with the bench's SROIE checkpoint.
+"""Error analysis on real receipts: notebook 03 under papermill on SROIE val with the lite DBNet trained on SROIE.
 
 Run from the project root after ``python -m bench.train_sroie``: ``python -m bench.error_analysis_sroie``.
 Executes ``notebooks/03_error_analysis.ipynb`` into ``outputs/bench/03_error_analysis_sroie.ipynb``
@@ -7,30 +7,26 @@ and writes the headline numbers to ``bench/results/error_analysis_sroie.md``.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from bench import write_results
+from bench.sroie import SROIE, sroie_or_exit
 from kit import analysis
-from kit.data import load_split
 from kit.paths import OUTPUTS, ROOT, expand_checkpoints
 from kit.pipeline import run_notebook
 
-SROIE = ROOT.parent / "shared" / "data" / "sroie"
-CHECKPOINT = "outputs/bench-sroie-resnet18/checkpoints/best-*.ckpt"
+CHECKPOINT = "outputs/bench-sroie-lite0/checkpoints/best-*.ckpt"
 RESULTS = ROOT / "bench" / "results" / "error_analysis_sroie.md"
 
 
 def main() -> None:
-    if not (SROIE / "jsons" / "val.json").is_file():
-        sys.exit(f"{SROIE} not found")
+    records = sroie_or_exit()[0]
     checkpoint = expand_checkpoints(CHECKPOINT)[0]
     start = time.perf_counter()
     executed = run_notebook("03_error_analysis.ipynb", OUTPUTS / "bench",
                             {"checkpoints": [str(checkpoint)], "data_dir": str(SROIE), "split": "val"},
                             out_name="03_error_analysis_sroie.ipynb")
     seconds = time.perf_counter() - start
-    records, _ = load_split(SROIE, "val")
     found = analysis.analyse(records, [checkpoint], progress=False)
     result = found.result
     per_image = analysis.per_image_table(result, records)

@@ -16,39 +16,21 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
 
 import pandas as pd
 import torch
 
 from bench import write_results
+from bench.sroie import GRID, SROIE, TUNE_IMAGES, evaluate_both, row, sroie_or_exit
 from kit.cli import parse_overrides
-from kit.data import load_split
 from kit.model import build_model
 from kit.paths import ROOT, project_path
 from kit.postprocess import PostprocessConfig
-from kit.predict import Predictor, evaluate_predictor
-from kit.threshold_search import best_setting, cache_maps, threshold_search
+from kit.predict import Predictor
 from kit.train import resolve_config, train
 
-SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "ppocr_sroie.md"
 RUN = "bench-sroie-ppocr"
-GRID = ([0.2, 0.3], [0.4, 0.5, 0.6], [1.4, 1.6, 1.8, 2.0])
-
-
-def evaluate_both(predictor: Predictor, tune: list, val: list) -> tuple[dict, dict, dict]:
-    """Val scores at the predictor's settings, the setting searched on ``tune``, and val scores at it."""
-    preset = evaluate_predictor(predictor, val, progress=False)
-    searched = best_setting(threshold_search(cache_maps(predictor, tune, progress=False), *GRID, workers=2,
-                                             progress=False))
-    predictor.config = replace(predictor.config, **searched)
-    return preset, searched, evaluate_predictor(predictor, val, progress=False)
-
-
-def row(name: str, scores: dict[str, float]) -> str:
-    return (f"| {name} | {scores['precision']:.4f} | {scores['recall']:.4f} | {scores['hmean']:.4f} "
-            f"| {scores['split_words']} | {scores['merging_boxes']} | {scores['ms_per_image']:.0f} |")
 
 
 def main() -> None:
@@ -57,11 +39,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset setting")
     parser.add_argument("--reuse", action="store_true", help="evaluate the existing run instead of training")
     args = parser.parse_args()
-    if not (SROIE / "jsons" / "train.json").is_file():
-        sys.exit(f"{SROIE} not found")
+    val, tune = sroie_or_exit()
     overrides = parse_overrides(args.set)
     config = resolve_config(args.preset, data_dir=str(SROIE), run_name=RUN, **overrides)
-    val, tune = load_split(SROIE, "val")[0], load_split(SROIE, "train")[0][:50]
     run_dir = project_path(config.output_dir) / RUN
 
     if args.reuse:
@@ -74,8 +54,9 @@ def main() -> None:
     best_epoch = int(metrics.loc[metrics["val_hmean"].idxmax(), "epoch"])
     postprocess = PostprocessConfig(**config.postprocess.to_dict())
     zero_shot = Predictor([build_model("ppocr_det", pretrained=True)], [config.final_size], postprocess)
-    before, before_setting, before_tuned = evaluate_both(zero_shot, tune, val)
-    after, after_setting, after_tuned = evaluate_both(Predictor.load([best]), tune, val)
+    zero, tuned = evaluate_both(zero_shot, tune, val), evaluate_both(Predictor.load([best]), tune, val)
+    before, before_setting, before_tuned = zero.preset, zero.setting, zero.searched
+    after, after_setting, after_tuned = tuned.preset, tuned.setting, tuned.searched
 
     lines = [
         "# PaddleOCR's pretrained DB detector on SROIE, zero-shot and fine-tuned on a CPU",
@@ -87,7 +68,8 @@ def main() -> None:
         f"{config.augment.crop} px crops, threshold branch {'on' if config.thresh_branch else 'off'}, validation "
         f"every epoch on {config.max_val_images or 'all'} val receipts; evaluation at {config.final_size} px",
         "- data: SROIE train 400 / val 100 (all of val evaluated below, CLEval as the leaderboard); postprocess "
-        f"searched on the first 50 *train* receipts over thresh {GRID[0]} x box_thresh {GRID[1]} x unclip {GRID[2]}",
+        f"searched on the first {TUNE_IMAGES} *train* receipts over thresh {GRID[0]} x box_thresh {GRID[1]} x "
+        f"unclip {GRID[2]}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, no GPU; "
         f"command: `python -m bench.ppocr_sroie {' '.join(sys.argv[1:])}`",
         "",

@@ -35,7 +35,8 @@ traceback. python -m kit.train (and the other modules) take the same options, af
 #: kit.runtime.PRECISIONS' names (that module imports torch).
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
 #: What a user can cause with a wrong argument or file (the kit's input errors derive from ValueError).
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+               PermissionError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,6 +145,21 @@ def _check_train(args: argparse.Namespace) -> None:
         _check_data_folder(overrides["data_dir"])
     if args.resume is not None:
         existing(args.resume, "checkpoint")
+
+
+def _pretrained(p: argparse.ArgumentParser) -> None:
+    p.add_argument("arch", help="a pretrained detector or backbone: ppocr_det, tf_efficientnet_lite0, ...")
+    p.add_argument("--out", type=Path, required=True, help="the checkpoint to write (an existing file is kept)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS), metavar="PRESET",
+                   help="where the postprocess and evaluation size come from (default: the arch's preset)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set eval_size=960 --set 'postprocess={\"thresh\": 0.2}'")
+
+
+def _check_pretrained(args: argparse.Namespace) -> None:
+    parse_overrides(args.set)
+    if project_path(args.out).exists():
+        raise FileExistsError(f"{args.out} exists; give another --out (the kit does not overwrite a checkpoint)")
 
 
 def _predict(p: argparse.ArgumentParser) -> None:
@@ -259,6 +275,8 @@ def _check_compare(args: argparse.Namespace) -> None:
 COMMANDS: dict[str, Command] = {
     "train": Command("kit.train:command", "train DBNet with a preset (report recipes, CPU presets), resume a run",
                      _train, _check_train),
+    "pretrained": Command("kit.train:pretrained_command", "save a pretrained detector untrained as a checkpoint "
+                          "(zero-shot), for notebooks 03-05 and ensembles", _pretrained, _check_pretrained),
     "predict": Command("kit.predict:command",
                        "predict word polygons for a folder of images: checkpoints, ensembles, TTA",
                        _predict, _check_predict),

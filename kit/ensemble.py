@@ -91,13 +91,25 @@ def candidates(checkpoints: Sequence[str | Path], weights: Sequence[float] | Non
     return out
 
 
+def find_candidate(choices: Sequence[Choice], name: str) -> Choice:
+    """The candidate called ``name``, else the one whose name contains it (``"zero-shot"``); else an error."""
+    exact = [c for c in choices if c.name == name]
+    found = exact or [c for c in choices if name in c.name]
+    if len(found) != 1:
+        what = "no candidate" if not found else f"{len(found)} candidates"
+        raise ValueError(f"{what} named like {name!r}; candidates: {[c.name for c in choices]}")
+    return found[0]
+
+
 def compare_candidates(choices: Sequence[Choice], records: Sequence[ImageRecord],
                        progress: bool = False, baseline: str | None = None) -> pd.DataFrame:
     """One row per candidate (CLEval P/R/H, splits, merges, ms/image, P-R gap), best H-mean first; fills ``scores``.
 
-    Each row also has its paired difference from ``baseline`` (default: the best candidate) on
-    these images, with its bootstrap interval and verdict (:func:`kit.significance.against_baseline`).
+    Each row also has its paired difference from ``baseline`` (a candidate's name or part of it, see
+    :func:`find_candidate`; default: the best candidate) on these images, with its bootstrap interval
+    and verdict (:func:`kit.significance.against_baseline`).
     """
+    baseline = find_candidate(choices, baseline).name if baseline is not None else None
     rows, per_image = [], {}
     for choice in choices:
         per_image[choice.name] = {}

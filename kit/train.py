@@ -69,6 +69,12 @@ class TrainConfig:
     thresh_branch: bool = True
     decoder: str = "db"
     levels: list[int] | None = None
+    #: The DB neck's width (DBNet: 256); narrower is much cheaper on a CPU.
+    inner_channels: int = 256
+    #: Encoder levels kept frozen for the whole run (0: none; k: up to the module producing feature level k).
+    freeze_levels: int = 0
+    #: Epochs at the start with the whole encoder frozen (the new neck and head settle first).
+    freeze_epochs: int = 0
     data_dir: str = "data/synth"
     fold: int | None = None
     folds_include_val: bool = False
@@ -113,6 +119,11 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if (self.freeze_levels or self.freeze_epochs) and self.arch == PPOCR_ARCH:
+            raise ValueError("freeze_levels / freeze_epochs apply to timm backbones; ppocr_det is one graph")
+        if self.freeze_levels < 0 or self.freeze_epochs < 0:
+            raise ValueError(f"freeze_levels and freeze_epochs must be >= 0, got {self.freeze_levels}, "
+                             f"{self.freeze_epochs}")
         if not self.schedule or self.schedule[0][0] != 0:
             raise ValueError(f"schedule must start at epoch 0, e.g. [[0, 640], [4, 960]]; got {self.schedule}")
 
@@ -204,6 +215,26 @@ def load_records(config: TrainConfig, announce: bool = True) -> tuple[list[Image
         folds = folds_file([r.name for r in pool], path, config.n_folds, config.fold_seed)
         train, val = split_by_fold(pool, folds, config.fold)
     return train[: config.max_train_images], val[: config.max_val_images], data_dir
+
+
+def model_for(config: TrainConfig, fresh: bool = True) -> torch.nn.Module:
+    """The model ``config`` describes; ``fresh``: with its starting weights (a resumed run loads its own instead,
+    but a PP-OCR detector always rebuilds from its ONNX file)."""
+    return build_model(config.arch, pretrained=config.pretrained and fresh, decoder=config.decoder,
+                       levels=tuple(config.levels) if config.levels else None,
+                       pretrained_path=config.pretrained_path if fresh or config.arch == PPOCR_ARCH else None,
+                       thresh_branch=config.thresh_branch, inner_channels=config.inner_channels)
+
+
+def zero_shot_checkpoint(config: TrainConfig) -> Checkpoint:
+    """A pretrained model saved untrained, with ``config``'s postprocess and evaluation size, so that the
+    notebooks, ensembles and the submission treat a zero-shot detector like any trained checkpoint."""
+    if not (config.pretrained or config.pretrained_path):
+        raise ValueError(f"{config.arch}: a zero-shot checkpoint needs pretrained weights (pretrained=True or "
+                         "pretrained_path=FILE); random weights detect nothing")
+    model = model_for(config).eval()
+    return Checkpoint(model.state_dict(), model.config, config.postprocess, config.final_size,
+                      run=f"zero-shot-{config.arch}", train_config=config.to_dict())
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
@@ -443,12 +474,7 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
     train_records, val_records, data_dir = load_records(config, announce=runtime.main)
     logger.info(f"data {data_dir}: {len(train_records)} train / {len(val_records)} val images")
     seed_everything(config.seed)
-    model = build_model(config.arch, pretrained=config.pretrained and resumed is None, decoder=config.decoder,
-                        levels=tuple(config.levels) if config.levels else None,
-                        pretrained_path=(config.pretrained_path if resumed is None or config.arch == PPOCR_ARCH
-                                         else None),
-                        thresh_branch=config.thresh_branch)
-    model = model.to(runtime.device)
+    model = model_for(config, fresh=resumed is None).to(runtime.device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = build_optimizer(model, config)
@@ -485,6 +511,8 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
             break
         epoch_start = time.time()
         train_ds.size = size_for_epoch(config.schedule, epoch)
+        if config.freeze_levels or config.freeze_epochs:
+            raw_model.freeze_encoder(None if epoch < config.freeze_epochs else config.freeze_levels)
         pace = partial(_cpu_pace_warning, config, logger) if gpu_recipe_on_cpu and epoch == start_epoch else None
         losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime), optimizer,
                                  scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show, pace)
@@ -551,6 +579,14 @@ def command(args: argparse.Namespace) -> None:
         print(json.dumps(result.summary, default=str))
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def pretrained_command(args: argparse.Namespace) -> None:
+    """``python -m kit pretrained``: write the zero-shot checkpoint and say where."""
+    config = config_for(args.arch, args.preset, **parse_overrides(args.set))
+    path = zero_shot_checkpoint(config).save(project_path(args.out))
+    print(f"{args.arch} ({config.to_dict().get('preset') or 'defaults'}, weights "
+          f"{Checkpoint.load(path).model_config.weights}): zero-shot checkpoint {path}")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from kit.data import load_split, read_image
 from kit.paths import ROOT
 from kit.synth import generate_dataset
 
@@ -37,3 +39,9 @@ def tiny_checkpoint(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
                             max_val_images=2, schedule=[[0, 160]], num_workers=0, output_dir=str(out),
                             run_name="tiny", postprocess={"thresh": 0.45, "box_thresh": 0.5})
     return train(config, progress=False).best_checkpoint
+
+
+def receipt_images(synth_dir: Path, count: int = 2) -> list[np.ndarray]:
+    """Real receipts (SROIE) when present, else the synthetic ones."""
+    data = SROIE_DIR if (SROIE_DIR / "jsons" / "val.json").is_file() else synth_dir
+    return [read_image(r.path) for r in load_split(data, "val")[0][:count]]

