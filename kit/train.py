@@ -584,9 +584,10 @@ def command(args: argparse.Namespace) -> None:
 def pretrained_command(args: argparse.Namespace) -> None:
     """``python -m kit pretrained``: write the zero-shot checkpoint and say where."""
     config = config_for(args.arch, args.preset, **parse_overrides(args.set))
-    path = zero_shot_checkpoint(config).save(project_path(args.out))
-    print(f"{args.arch} ({config.to_dict().get('preset') or 'defaults'}, weights "
-          f"{Checkpoint.load(path).model_config.weights}): zero-shot checkpoint {path}")
+    checkpoint = zero_shot_checkpoint(config)
+    path = checkpoint.save(project_path(args.out))
+    print(f"{args.arch} ({config.preset or 'defaults'}, weights {checkpoint.model_config.weights}): "
+          f"zero-shot checkpoint {path}")
 
 
 if __name__ == "__main__":
