@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
+
+import pandas as pd
 
 
 def write_results(path: Path, lines: list[str]) -> None:
@@ -12,6 +14,14 @@ def write_results(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+
+
+def markdown(table: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """A results table in Markdown (those of ``columns`` it has): floats to 4 places."""
+    columns = [c for c in columns if c in table]
+    return ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |",
+            *("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |"
+              for r in table[columns].itertuples(index=False))]
 
 
 def best_of(runs: int, work: Callable[[], object]) -> float:

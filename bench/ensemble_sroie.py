@@ -15,7 +15,7 @@ import time
 
 import pandas as pd
 
-from bench import write_results
+from bench import markdown, write_results
 from bench.sroie import SROIE, TUNE_IMAGES, sroie_or_exit
 from kit.paths import OUTPUTS, ROOT, expand_checkpoints
 from kit.pipeline import run_notebook
@@ -28,14 +28,6 @@ RESULTS = ROOT / "bench" / "results" / "ensemble_sroie.md"
 TTA = "scale=0.8"
 COLUMNS = ["candidate", "precision", "recall", "hmean", "split_words", "merging_boxes", "dH", "dH_low95", "dH_high95",
            "p_better", "verdict", "ms_per_image"]
-
-
-def markdown(table: pd.DataFrame) -> list[str]:
-    """A results table in Markdown: floats to 4 places."""
-    columns = [c for c in COLUMNS if c in table]
-    return ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |",
-            *("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |"
-              for r in table[columns].itertuples(index=False))]
 
 
 def main() -> None:
@@ -60,13 +52,13 @@ def main() -> None:
         f"- compared on all {len(val)} SROIE val receipts, each candidate at its first checkpoint's postprocess; dH "
         "in H-mean points against zero-shot PP-OCR with the paired 95% bootstrap interval",
         "",
-        *markdown(table),
+        *markdown(table, COLUMNS),
         "",
         f"Postprocess searched on the first {TUNE_IMAGES} SROIE *train* receipts for the best candidate "
         f"({len(search)} settings; best: thresh {search.iloc[0]['thresh']}, box_thresh {search.iloc[0]['box_thresh']}, "
         f"unclip {search.iloc[0]['unclip_ratio']}), then scored on val, out of sample, against the baseline:",
         "",
-        *markdown(held_out),
+        *markdown(held_out, COLUMNS),
     ]
     write_results(RESULTS, lines)
 

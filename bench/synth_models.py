@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from bench import write_results
+from bench import markdown, write_results
 from kit.data import load_split, resolve_data_dir
 from kit.ensemble import Choice, compare_candidates
 from kit.paths import ROOT, SYNTH_DIR
@@ -64,10 +64,7 @@ def main() -> None:
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, no GPU; "
         f"command: `python -m bench.synth_models --epochs {args.epochs}`",
         "",
-        "| " + " | ".join(columns) + " |",
-        "| " + " | ".join("---" for _ in columns) + " |",
-        *("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |"
-          for r in table[columns].itertuples(index=False)),
+        *markdown(table, columns),
     ]
     write_results(RESULTS, lines)
 

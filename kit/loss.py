@@ -2,6 +2,8 @@
 
 All parts are computed in fp32 from the model's logits (BCE-with-logits), so mixed
 precision cannot saturate them. Weights default to the competition baseline's 5 / 10 / 1.
+The probability map's loss can instead be PaddleOCR's: dice (PP-OCRv3-v5's DBLoss) or dice
+plus focal (PP-OCRv6), the focal term from segmentation-models-pytorch.
 """
 
 from __future__ import annotations
@@ -11,23 +13,31 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from segmentation_models_pytorch.losses._functional import focal_loss_with_logits
 
 EPS = 1e-6
+PROB_LOSSES = ("bce", "dice", "dice_focal")
 
 
 @dataclass
 class LossConfig:
-    """Weights of the three parts, the hard-negative ratio and where the L1 counts."""
+    """Weights of the three parts, the probability map's loss, the hard-negative ratio and where the L1 counts."""
 
     prob_weight: float = 5.0
     thresh_weight: float = 10.0
     binary_weight: float = 1.0
     negative_ratio: float = 3.0
     thresh_l1: str = "band"  # DBNet: inside the dilated border band; "all": every pixel (the baseline's)
+    #: "bce": BCE with hard negative mining (DBNet's); "dice": PaddleOCR v3-v5's; "dice_focal": PP-OCRv6's.
+    prob_loss: str = "bce"
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.5
 
     def __post_init__(self) -> None:
         if self.thresh_l1 not in ("band", "all"):
             raise ValueError(f"thresh_l1 must be 'band' or 'all', got {self.thresh_l1!r}")
+        if self.prob_loss not in PROB_LOSSES:
+            raise ValueError(f"prob_loss must be one of {list(PROB_LOSSES)}, got {self.prob_loss!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +62,23 @@ def dice_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch
     return 1 - 2.0 * intersection / union
 
 
+def masked_focal(logits: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, alpha: float,
+                 gamma: float) -> torch.Tensor:
+    """Focal loss (Lin et al.; smp's) averaged over the cared-for pixels."""
+    loss = focal_loss_with_logits(logits, gt, gamma=gamma, alpha=alpha, reduction="none")
+    return (loss * mask).sum() / (mask.sum() + EPS)
+
+
+def prob_map_loss(logits: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, config: LossConfig) -> torch.Tensor:
+    """The probability map's loss that ``config.prob_loss`` names."""
+    if config.prob_loss == "bce":
+        return balanced_bce(logits, gt, mask, config.negative_ratio)
+    dice = dice_loss(torch.sigmoid(logits), gt, mask)
+    if config.prob_loss == "dice":
+        return dice
+    return dice + masked_focal(logits, gt, mask, config.focal_alpha, config.focal_gamma)
+
+
 def db_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
             config: LossConfig | None = None) -> dict[str, torch.Tensor]:
     """Total and parts (``prob``, ``thresh``, ``binary``), each unweighted but the total.
@@ -61,8 +88,8 @@ def db_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
     """
     config = config or LossConfig()
     gt, mask = batch["gt"].float(), batch["mask"].float()
-    prob = balanced_bce(outputs["prob_logits"].float(), gt, mask, config.negative_ratio)
-    if "thresh" not in outputs:  # a model without a threshold branch: BCE and dice on the probability map
+    prob = prob_map_loss(outputs["prob_logits"].float(), gt, mask, config)
+    if "thresh" not in outputs:  # a model without a threshold branch: the prob loss and dice on the probability map
         binary = dice_loss(torch.sigmoid(outputs["prob_logits"].float()), gt, mask)
         total = config.prob_weight * prob + config.binary_weight * binary
         return {"total": total, "prob": prob, "binary": binary}

@@ -165,6 +165,11 @@ class DBNet(nn.Module):
         self.thresh_head = _branch(inner)
         self._frozen_norms: list[nn.Module] = []
 
+    @property
+    def pretrained_part(self) -> nn.Module:
+        """The part ImageNet weights can come with (the encoder); the neck and heads are new."""
+        return self.encoder
+
     def freeze_encoder(self, levels: int | None) -> None:
         """Freeze the encoder up to and including the module that produces feature level ``levels`` (1 = the
         first level timm exposes; None = the whole encoder; 0 = nothing), unfreezing the rest.

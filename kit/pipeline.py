@@ -7,6 +7,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,30 @@ MAIN_JOB: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+#: Names IPython puts in a kernel's namespace that are neither private nor callable.
+_KERNEL_NAMES = {"In", "Out"}
+
+
+def declared_parameters(name: str) -> list[str]:
+    """The parameters ``notebooks/<name>`` declares in its ``parameters`` cell (papermill's reading of it)."""
+    return list(papermill.inspect_notebook(str(NOTEBOOK_DIR / name)))
+
+
+def _reject_unknown(names: list[str], notebook: str) -> None:
+    if names:
+        raise ValueError(f"{notebook}: unknown parameter(s) {sorted(names)} (papermill would ignore them); "
+                         f"its parameters: {', '.join(declared_parameters(notebook))}")
+
+
+def check_parameters(namespace: dict[str, Any], notebook: str) -> None:
+    """Run in a notebook right after its imports: papermill injects a parameter the notebook does not declare
+    as one more variable, so a typo (``-p eopchs 3``) would silently train with the default. Every public,
+    non-callable, non-module name there must be a declared parameter."""
+    declared = set(declared_parameters(notebook))
+    _reject_unknown([k for k, v in namespace.items() if not k.startswith("_") and k not in declared | _KERNEL_NAMES
+              and not callable(v) and not isinstance(v, ModuleType)], notebook)
+
+
 def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | None = None,
                  progress: bool = True, out_name: str | None = None, stream: bool = False) -> Path:
     """Execute ``notebooks/<name>`` with ``parameters`` into ``out_dir/<out_name or name>``; cwd is the project root.
@@ -41,6 +66,8 @@ def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | No
     stderr (the kit's progress bars and warnings: training epochs, prediction) to this console
     as it comes. papermill raises if a cell fails; the executed notebook, up to the failing cell, is kept.
     """
+    declared = set(declared_parameters(name))
+    _reject_unknown([k for k in parameters or {} if k not in declared], name)  # before a kernel starts
     out_path = Path(out_dir) / (out_name or name)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(NOTEBOOK_DIR / name), str(out_path), parameters=parameters or {},

@@ -221,6 +221,11 @@ class PPOCRDet(nn.Module):
         if config.thresh_branch:
             self.thresh_head = _branch(channels)
 
+    @property
+    def pretrained_part(self) -> nn.Module:
+        """The converted graph (backbone, neck and probability head); only the threshold head is new."""
+        return self.body
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features, logits = self.body(pad_to_multiple(images, STRIDE))
         thresh = (lambda: self.thresh_head(features)) if self.config.thresh_branch else None

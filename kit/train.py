@@ -25,7 +25,7 @@ import random
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
+from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler, get_worker_info
 from tqdm import tqdm
 
@@ -54,6 +55,7 @@ from kit.significance import per_image_scores
 from kit.targets import TargetConfig
 
 NESTED = {"augment": AugConfig, "loss": LossConfig, "targets": TargetConfig, "postprocess": PostprocessConfig}
+LR_INTERVALS = ("epoch", "step")
 RUNS_CSV = "runs.csv"
 #: Steps after which a report preset on a CPU says how long its run would take.
 PACE_STEPS = 3
@@ -90,6 +92,18 @@ class TrainConfig:
     t_max: int = 20
     eta_min: float = 8e-6
     warmup_epochs: int = 0
+    #: How often warm-up and cosine advance: "epoch" (the reports') or "step" (PaddleOCR's, every optimizer step).
+    lr_interval: str = "epoch"
+    #: lr multiplier for the pretrained part (a timm encoder; PP-OCR's converted graph) against the new layers.
+    pretrained_lr_scale: float = 1.0
+    #: EMA of the weights (timm's ModelEmaV3): validation and checkpoints use the average; None: off.
+    ema_decay: float | None = None
+    #: Warm the EMA decay up from 0 (1 - (1 + step)^-2/3, capped at ``ema_decay``) so short runs are not
+    #: dominated by the starting weights.
+    ema_warmup: bool = True
+    #: The targets' shrink ratio rises linearly from ``targets.shrink_ratio`` at epoch 0 to this at the last
+    #: epoch (PP-OCRv4's dynamic shrink ratio, 0.4 -> 0.6); None: fixed.
+    shrink_ratio_end: float | None = None
     epochs: int = 20
     patience: int = 5
     batch_size: int = 8
@@ -124,6 +138,14 @@ class TrainConfig:
         if self.freeze_levels < 0 or self.freeze_epochs < 0:
             raise ValueError(f"freeze_levels and freeze_epochs must be >= 0, got {self.freeze_levels}, "
                              f"{self.freeze_epochs}")
+        if self.lr_interval not in LR_INTERVALS:
+            raise ValueError(f"lr_interval must be one of {list(LR_INTERVALS)}, got {self.lr_interval!r}")
+        if self.pretrained_lr_scale <= 0:
+            raise ValueError(f"pretrained_lr_scale must be > 0 (freeze instead of 0), got {self.pretrained_lr_scale}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+        if self.shrink_ratio_end is not None and not 0.0 < self.shrink_ratio_end < 1.0:
+            raise ValueError(f"shrink_ratio_end must be in (0, 1) or None, got {self.shrink_ratio_end}")
         if not self.schedule or self.schedule[0][0] != 0:
             raise ValueError(f"schedule must start at epoch 0, e.g. [[0, 640], [4, 960]]; got {self.schedule}")
 
@@ -166,9 +188,32 @@ def config_for(arch: str, preset: str | None = None, **overrides: Any) -> TrainC
     return resolve_config(name, arch=arch, **overrides)
 
 
+def merge_settings(named: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Notebook 02's named parameters and its ``overrides`` dict (any other setting) as one set of settings; a
+    setting given both ways (named and not None) is an error rather than one silently winning."""
+    both = sorted(k for k in overrides if named.get(k) is not None)
+    if both:
+        raise ValueError(f"{both} set both as parameters and in overrides; set each once")
+    return {**named, **overrides}
+
+
 def size_for_epoch(schedule: list[list[int]], epoch: int) -> int:
     """The training resolution of ``epoch`` under a progressive schedule ``[[start_epoch, size], ...]``."""
     return [size for start, size in sorted(schedule) if start <= epoch][-1]
+
+
+def shrink_ratio_for_epoch(config: TrainConfig, epoch: int) -> float:
+    """The targets' shrink ratio in ``epoch``: fixed, or rising linearly to ``shrink_ratio_end`` at the last epoch."""
+    start, end = config.targets.shrink_ratio, config.shrink_ratio_end
+    if end is None or config.epochs <= 1:
+        return start if end is None else end
+    return start + (end - start) * min(epoch, config.epochs - 1) / (config.epochs - 1)
+
+
+def steps_per_epoch(config: TrainConfig, n_images: int, world: int = 1) -> int:
+    """Optimizer steps in one epoch of ``n_images`` (each rank's share, padded as DistributedSampler does)."""
+    batches = math.ceil(math.ceil(n_images / world) / config.batch_size)
+    return max(math.ceil(batches / config.grad_accum), 1)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -237,16 +282,36 @@ def zero_shot_checkpoint(config: TrainConfig) -> Checkpoint:
                       run=f"zero-shot-{config.arch}", train_config=config.to_dict())
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
-    """Adam or AdamW with cosine annealing per epoch, after an optional linear warmup."""
+def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The new layers at ``lr``, then (with ``pretrained_lr_scale`` != 1) the pretrained part at ``lr`` x scale.
+
+    The pretrained part is ``model.pretrained_part`` (DBNet's encoder, PP-OCR's converted graph), so the group a
+    weight falls in never depends on a name pattern.
+    """
+    if config.pretrained_lr_scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    pretrained = {id(p) for p in model.pretrained_part.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in pretrained]},
+              {"params": [p for p in model.parameters() if id(p) in pretrained],
+               "lr": config.lr * config.pretrained_lr_scale}]
+    return [g for g in groups if g["params"]]  # PP-OCR without its threshold head has no new layers
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig,
+                    steps: int = 1) -> tuple[torch.optim.Optimizer, Any]:
+    """Adam or AdamW with cosine annealing after an optional linear warmup, per epoch or (``lr_interval="step"``)
+    per optimizer step, ``steps`` of them an epoch; ``scheduler.step()`` is then called after each."""
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = cls(model.parameters(), lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.t_max, eta_min=config.eta_min)
+    optimizer = cls(parameter_groups(model, config), lr=config.lr, betas=tuple(config.betas),
+                    weight_decay=config.weight_decay)
+    unit = steps if config.lr_interval == "step" else 1
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.t_max * unit, eta_min=config.eta_min)
     if config.warmup_epochs <= 0:
         return optimizer, cosine
-    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / (config.warmup_epochs + 1),
-                                               total_iters=config.warmup_epochs)
-    return optimizer, torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], [config.warmup_epochs])
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / (config.warmup_epochs * unit + 1),
+                                               total_iters=config.warmup_epochs * unit)
+    return optimizer, torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine],
+                                                            [config.warmup_epochs * unit])
 
 
 @torch.no_grad()
@@ -362,10 +427,12 @@ def _epochs(start: int, total: int, enabled: bool) -> Iterator[int]:
 
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, config: TrainConfig, runtime: Runtime, desc: str,
-                    progress: bool, on_pace: Callable[[float, int], None] | None = None) -> dict[str, float]:
+                    progress: bool, on_pace: Callable[[float, int], None] | None = None,
+                    on_step: Callable[[], None] | None = None) -> dict[str, float]:
     """One pass over ``loader`` (gradient accumulation, clipping, mixed precision); the mean of each loss part.
 
-    ``on_pace(seconds per step, steps in the epoch)`` is called once, after the first ``PACE_STEPS`` steps.
+    ``on_pace(seconds per step, steps in the epoch)`` is called once, after the first ``PACE_STEPS`` steps;
+    ``on_step()`` after every optimizer step (the EMA update, a per-step lr schedule).
     """
     model.train()
     started = time.time()
@@ -386,6 +453,8 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
+            if on_step is not None:
+                on_step()
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach())
         steps += 1
@@ -477,15 +546,19 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
     model = model_for(config, fresh=resumed is None).to(runtime.device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer, scheduler = build_optimizer(model, config)
+    optimizer, scheduler = build_optimizer(model, config, steps_per_epoch(config, len(train_records), runtime.world))
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=config.precision == "fp16")
+    ema = ModelEmaV3(model, decay=config.ema_decay, use_warmup=config.ema_warmup) if config.ema_decay else None
     history: list[dict[str, Any]] = []
     stopping = EarlyStopping(config.patience)
     best_path: str | None = None
-    start_epoch = 0
+    start_epoch = optimizer_steps = 0
     if resumed is not None:
         state = resumed.training_state
-        model.load_state_dict(resumed.weights)
+        model.load_state_dict(state.get("model_weights", resumed.weights))  # with EMA, weights are the average
+        if ema is not None:
+            ema.module.load_state_dict(resumed.weights)
+        optimizer_steps = state.get("optimizer_steps", 0)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -493,6 +566,16 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
         history, best_path, start_epoch = resumed.history, state["best_path"], resumed.epoch + 1
         logger.info(f"resumed from epoch {resumed.epoch} of {run_dir.name}")
     raw_model = model
+    eval_model = ema.module if ema is not None else raw_model  # what validation scores and checkpoints hold
+
+    def after_step() -> None:
+        nonlocal optimizer_steps
+        optimizer_steps += 1
+        if ema is not None:
+            ema.update(raw_model, step=optimizer_steps)
+        if config.lr_interval == "step":
+            scheduler.step()
+
     if runtime.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index]
                                                           if runtime.device.type == "cuda" else None)
@@ -511,18 +594,24 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
             break
         epoch_start = time.time()
         train_ds.size = size_for_epoch(config.schedule, epoch)
+        shrink = shrink_ratio_for_epoch(config, epoch)
+        train_ds.targets = replace(config.targets, shrink_ratio=shrink)
+        # the postprocess inverts the shrink the model was last trained on (used when unclip_ratio is None)
+        post = replace(config.postprocess, shrink_ratio=shrink) if config.shrink_ratio_end else config.postprocess
         if config.freeze_levels or config.freeze_epochs:
             raw_model.freeze_encoder(None if epoch < config.freeze_epochs else config.freeze_levels)
         pace = partial(_cpu_pace_warning, config, logger) if gpu_recipe_on_cpu and epoch == start_epoch else None
-        losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime), optimizer,
-                                 scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show, pace)
         lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+        losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime), optimizer,
+                                 scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show, pace, after_step)
+        if config.lr_interval == "epoch":
+            scheduler.step()
         train_time = time.time() - epoch_start
         val_loader = make_loader(val_ds, config, epoch, train=False, runtime=runtime)
-        scores = gather_results(validate(raw_model, val_loader, val_gt, config.postprocess, runtime,
-                                         config.precision, show), runtime)
-        row = {"epoch": epoch, "lr": lr, "size": train_ds.size, **{f"loss_{k}": v for k, v in losses.items()},
+        scores = gather_results(validate(eval_model, val_loader, val_gt, post, runtime, config.precision, show),
+                                runtime)
+        row = {"epoch": epoch, "lr": lr, "size": train_ds.size, "shrink_ratio": shrink,
+               **{f"loss_{k}": v for k, v in losses.items()},
                "val_precision": scores.precision, "val_recall": scores.recall, "val_hmean": scores.hmean,
                "val_images": len(scores.per_image), "epoch_time_s": time.time() - epoch_start,
                "train_images_per_s": len(train_records) / max(train_time, 1e-9),
@@ -535,11 +624,14 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
             if best_path and Path(best_path).exists():
                 Path(best_path).unlink()
             best_path = str(ckpt_dir / checkpoint_name(epoch, scores.hmean))
+        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                          "scaler": scaler.state_dict(), "early_stopping": stopping.state(), "best_path": best_path,
+                          "optimizer_steps": optimizer_steps}
+        if ema is not None:  # the checkpoint's weights are the average; resume needs the trained ones too
+            training_state["model_weights"] = raw_model.state_dict()
         checkpoint = Checkpoint(
-            raw_model.state_dict(), raw_model.config, config.postprocess, config.final_size, run=run_dir.name,
-            epoch=epoch, val=scores.scores(), history=list(history), train_config=config.to_dict(),
-            training_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                            "scaler": scaler.state_dict(), "early_stopping": stopping.state(), "best_path": best_path})
+            eval_model.state_dict(), raw_model.config, post, config.final_size, run=run_dir.name, epoch=epoch,
+            val=scores.scores(), history=list(history), train_config=config.to_dict(), training_state=training_state)
         if improved:
             checkpoint.save(best_path)
             per_image_scores(scores).to_csv(run_dir / VAL_PER_IMAGE)

@@ -1,4 +1,4 @@
-"""DBNet loss parts: hard negative mining, the two L1 modes, dice, weights, empty images."""
+"""DBNet loss parts: hard negative mining, the two L1 modes, dice, PaddleOCR's dice and focal, weights, empty images."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kit.loss import LossConfig, balanced_bce, db_loss, dice_loss
+from kit.loss import LossConfig, balanced_bce, db_loss, dice_loss, masked_focal
 
 
 def maps(n: int = 2, size: int = 16) -> dict[str, torch.Tensor]:
@@ -55,3 +55,32 @@ def test_perfect_prediction_scores_near_zero() -> None:
     parts = db_loss(outputs, batch)
     assert parts["total"].item() < 1e-5
     assert dice_loss(batch["gt"], batch["gt"], batch["mask"]).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_focal_is_lin_et_al_over_cared_for_pixels() -> None:
+    torch.manual_seed(1)
+    logits, gt = torch.randn(2, 1, 8, 8) * 3, (torch.rand(2, 1, 8, 8) > 0.7).float()
+    mask = (torch.rand(2, 1, 8, 8) > 0.2).float()
+    p = torch.sigmoid(logits)
+    pt = torch.where(gt == 1, p, 1 - p)
+    weight = torch.where(gt == 1, torch.tensor(0.25), torch.tensor(0.75))
+    each = -weight * (1 - pt) ** 2.5 * torch.log(pt)  # Lin et al. 2017, eq. 5 with alpha-balancing
+    expected = (each * mask).sum() / mask.sum()
+    assert masked_focal(logits, gt, mask, alpha=0.25, gamma=2.5).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_paddleocr_prob_losses() -> None:
+    batch = maps()
+    torch.manual_seed(0)
+    outputs = {"prob_logits": torch.randn(2, 1, 16, 16), "thresh": torch.rand(2, 1, 16, 16),
+               "binary": torch.rand(2, 1, 16, 16)}
+    gt, mask, logits = batch["gt"], batch["mask"], outputs["prob_logits"]
+    dice = db_loss(outputs, batch, LossConfig(prob_loss="dice"))["prob"]
+    assert dice.item() == pytest.approx(dice_loss(torch.sigmoid(logits), gt, mask).item(), rel=1e-6)
+    both = db_loss(outputs, batch, LossConfig(prob_loss="dice_focal"))["prob"]
+    assert both.item() == pytest.approx(dice.item() + masked_focal(logits, gt, mask, 0.25, 2.5).item(), rel=1e-6)
+    assert db_loss(outputs, batch)["prob"].item() == pytest.approx(balanced_bce(logits, gt, mask, 3.0).item())
+    perfect = {**outputs, "prob_logits": (gt * 2 - 1) * 20}
+    assert db_loss(perfect, batch, LossConfig(prob_loss="dice_focal"))["prob"].item() < 1e-5
+    with pytest.raises(ValueError, match="prob_loss"):
+        LossConfig(prob_loss="focal")

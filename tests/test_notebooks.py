@@ -13,7 +13,7 @@ import pytest
 from kit.checkpoint import Checkpoint
 from kit.data import load_split
 from kit.ensemble import Choice
-from kit.pipeline import NOTEBOOK_DIR, run_notebook
+from kit.pipeline import NOTEBOOK_DIR, check_parameters, run_notebook
 from kit.submit import check_submission
 
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
@@ -120,3 +120,41 @@ def test_train_notebook_starts_an_offline_pretrained_model_from_its_preset(arch:
     best = next((tmp_path / "runs" / "pretrained" / "checkpoints").glob("best-epoch=00-*.ckpt"))
     loaded = Checkpoint.load(best)
     assert loaded.model_config.weights == weights and loaded.train_config["preset"] == preset
+
+
+def test_an_unknown_parameter_is_an_error_before_a_kernel_starts(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"02_train.ipynb: unknown parameter\(s\) \['eopchs'\].*epochs"):
+        run_notebook("02_train.ipynb", tmp_path, {"eopchs": 3})
+    assert not (tmp_path / "02_train.ipynb").exists()
+
+
+def test_check_parameters_names_what_papermill_injected_but_the_notebook_lacks() -> None:
+    declared = {"data_dir": "x", "split": "train", "n_show": 4}
+    kernel = {"In": [], "Out": {}, "_i1": "", "pd": pd, "load_split": load_split, "get_ipython": print}
+    check_parameters({**declared, **kernel}, "01_eda.ipynb")
+    with pytest.raises(ValueError, match=r"\['splt'\]"):
+        check_parameters({**declared, **kernel, "splt": "val"}, "01_eda.ipynb")
+
+
+@pytest.mark.slow
+def test_plain_papermill_with_a_typo_fails_in_the_notebook(synth_dir: Path, tmp_path: Path) -> None:
+    """``papermill ... -p splt val`` (papermill itself only warns): the notebook stops at its check."""
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown parameter"):
+        papermill.execute_notebook(str(NOTEBOOK_DIR / "01_eda.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters={"data_dir": str(synth_dir), "splt": "val"}, progress_bar=False,
+                                   kernel_name="python3")
+
+
+@pytest.mark.slow
+def test_train_notebook_overrides_reach_every_setting(synth_dir: Path, tmp_path: Path) -> None:
+    """``-y 'overrides: {...}'``: settings without a parameter of their own (EMA, PaddleOCR's loss, per-step lr)."""
+    overrides = {"ema_decay": 0.9, "lr_interval": "step", "shrink_ratio_end": 0.5, "loss": {"prob_loss": "dice"}}
+    params = {**tiny_parameters(synth_dir, tmp_path, tmp_path)["02_train.ipynb"], "epochs": 1, "run_name": "over",
+              "overrides": overrides}
+    run_notebook("02_train.ipynb", tmp_path, params, progress=False)
+    saved = Checkpoint.load(tmp_path / "runs" / "over" / "checkpoints" / "last.ckpt")
+    assert {k: saved.train_config[k] for k in ("ema_decay", "lr_interval", "shrink_ratio_end")} == {
+        "ema_decay": 0.9, "lr_interval": "step", "shrink_ratio_end": 0.5}
+    assert saved.train_config["loss"]["prob_loss"] == "dice" and "model_weights" in saved.training_state
+    with pytest.raises(papermill.PapermillExecutionError, match="set both"):
+        run_notebook("02_train.ipynb", tmp_path, {**params, "overrides": {"epochs": 2}}, progress=False)

@@ -19,7 +19,7 @@ from kit.postprocess import PostprocessConfig
 from kit.ppocr import PPOCR_MEAN, bundled_onnx_path, onnx_runtime_map
 from kit.predict import Predictor, image_tensor
 from kit.soup import average_checkpoints
-from kit.train import resolve_config, train
+from kit.train import parameter_groups, resolve_config, train
 from tests.conftest import receipt_images
 
 
@@ -79,6 +79,15 @@ def test_weights_stored_as_constants_convert_too(detector: torch.nn.Module, tmp_
     image = torch.rand(1, 3, 128, 96) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(converted(image)["prob"], detector(image)["prob"], rtol=0, atol=1e-6)
+
+
+def test_the_pretrained_lr_group_is_the_converted_graph(detector: torch.nn.Module) -> None:
+    """``pretrained_lr_scale``: the whole converted graph at lr x scale, the kit's new threshold head at lr."""
+    new, pretrained = parameter_groups(detector, resolve_config("ppocr_cpu", pretrained_lr_scale=0.1))
+    assert {id(p) for p in new["params"]} == {id(p) for p in detector.thresh_head.parameters()}
+    assert len(pretrained["params"]) == len(list(detector.body.parameters())) and pretrained["lr"] == pytest.approx(1e-5)
+    without_head = build_model(PPOCR_ARCH, pretrained=True, thresh_branch=False)
+    assert len(parameter_groups(without_head, resolve_config("ppocr_cpu", pretrained_lr_scale=0.1))) == 1
 
 
 def test_pretrained_false_gives_random_weights(detector: torch.nn.Module) -> None:

@@ -1,4 +1,5 @@
-"""The training loop: presets, schedules, progressive resolution, early stopping, checkpoints, resume."""
+"""The training loop: presets, schedules, progressive resolution, early stopping, checkpoints, resume, EMA and
+PaddleOCR's options (per-step warm-up, lr groups, dynamic shrink ratio)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ import torch
 
 import kit.train as kt
 from kit.checkpoint import Checkpoint
+from kit.model import build_model
 from kit.paths import ROOT
 from kit.presets import PRESETS
 from kit.train import (
     build_optimizer,
     checkpoint_name,
     resolve_config,
+    shrink_ratio_for_epoch,
     size_for_epoch,
+    steps_per_epoch,
     train,
 )
 
@@ -83,6 +87,75 @@ def test_cosine_schedule_per_epoch_matches_the_preset() -> None:
         warm.step()
     assert lrs[0] == pytest.approx(4.5e-4 / 3) and lrs[1] == pytest.approx(4.5e-4 * 2 / 3)
     assert lrs[2] == pytest.approx(4.5e-4)
+
+
+class Pretrained(torch.nn.Module):
+    """A model with a pretrained part, as DBNet and PPOCRDet have."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pretrained_part, self.head = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+
+
+def test_per_step_warmup_and_cosine_and_the_pretrained_lr_group() -> None:
+    config = resolve_config("ppocr_cpu", lr=1e-3, eta_min=0.0, t_max=2, warmup_epochs=1, lr_interval="step",
+                            pretrained_lr_scale=0.1)
+    model = Pretrained()
+    optimizer, scheduler = build_optimizer(model, config, steps=4)
+    new, pretrained = optimizer.param_groups
+    assert [id(p) for p in new["params"]] == [id(p) for p in model.head.parameters()]
+    assert [id(p) for p in pretrained["params"]] == [id(p) for p in model.pretrained_part.parameters()]
+    lrs = []
+    for _ in range(12):
+        lrs.append((new["lr"], pretrained["lr"]))
+        optimizer.step()
+        scheduler.step()
+    # warm-up over the first epoch's 4 steps from lr / 5, then cosine over t_max x 4 = 8 steps
+    assert [a for a, _ in lrs[:5]] == pytest.approx([1e-3 * k / 5 for k in (1, 2, 3, 4)] + [1e-3])
+    assert [a for a, _ in lrs[4:]] == pytest.approx([1e-3 * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(8)])
+    assert all(b == pytest.approx(a * 0.1) for a, b in lrs)
+    assert len(build_optimizer(model, resolve_config())[0].param_groups) == 1  # scale 1: one group
+    assert steps_per_epoch(resolve_config(batch_size=4, grad_accum=2), 17) == 3
+    assert steps_per_epoch(resolve_config(batch_size=4), 17, world=2) == 3
+
+
+def test_dbnet_pretrained_group_is_its_encoder() -> None:
+    model = build_model("resnet18")
+    new, encoder = kt.parameter_groups(model, resolve_config(pretrained_lr_scale=0.5))
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in model.encoder.parameters()}
+    assert len(new["params"]) + len(encoder["params"]) == len(list(model.parameters()))
+
+
+def test_new_settings_are_validated_and_the_shrink_ratio_rises() -> None:
+    for bad in ({"lr_interval": "batch"}, {"pretrained_lr_scale": 0.0}, {"ema_decay": 1.0},
+                {"shrink_ratio_end": 1.2}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            resolve_config(**bad)
+    rising = resolve_config(epochs=5, targets={"shrink_ratio": 0.4}, shrink_ratio_end=0.6)
+    assert [shrink_ratio_for_epoch(rising, e) for e in range(5)] == pytest.approx([0.4, 0.45, 0.5, 0.55, 0.6])
+    assert shrink_ratio_for_epoch(resolve_config(targets={"shrink_ratio": 0.5}), 3) == 0.5
+
+
+def test_ema_weights_are_validated_and_saved_beside_the_trained_ones(synth_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    validated: list[dict[str, torch.Tensor]] = []
+    real_validate = kt.validate
+
+    def recording(model, *args, **kwargs):
+        validated.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real_validate(model, *args, **kwargs)
+
+    monkeypatch.setattr(kt, "validate", recording)
+    result = train(tiny(synth_dir, tmp_path, epochs=1, ema_decay=0.5, ema_warmup=False, schedule=[[0, 320]],
+                        run_name="ema"),
+                   progress=False)
+    last = Checkpoint.load(result.last_checkpoint)
+    trained = last.training_state["model_weights"]
+    assert last.training_state["optimizer_steps"] == 2
+    assert all(torch.equal(validated[0][k], v) for k, v in last.weights.items())  # validation scored the average
+    assert set(trained) == set(last.weights)
+    assert not torch.equal(last.weights["prob_head.0.weight"], trained["prob_head.0.weight"])
+    assert set(trained) == set(last.weights)
 
 
 def test_resolution_schedule() -> None:
@@ -147,9 +220,13 @@ def test_checkpoint_is_self_describing(synth_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    full = train(tiny(synth_dir, tmp_path, run_name="full"), progress=False).metrics
+@pytest.mark.parametrize("options", [{}, {"ema_decay": 0.9, "lr_interval": "step", "warmup_epochs": 1,
+                                          "shrink_ratio_end": 0.6, "loss": {"prob_loss": "dice_focal"}}],
+                         ids=["plain", "ema-step-lr-dynamic-shrink"])
+def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  options: dict) -> None:
+    full_result = train(tiny(synth_dir, tmp_path, run_name="full", **options), progress=False)
+    full = full_result.metrics
 
     calls = {"n": 0}
     real_validate = kt.validate
@@ -162,20 +239,27 @@ def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path
 
     monkeypatch.setattr(kt, "validate", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny(synth_dir, tmp_path, run_name="crashed"), progress=False)
+        train(tiny(synth_dir, tmp_path, run_name="crashed", **options), progress=False)
     monkeypatch.setattr(kt, "validate", real_validate)
-    resumed = train(tiny(synth_dir, tmp_path), resume=tmp_path / "crashed" / "checkpoints" / "last.ckpt",
-                    progress=False).metrics
-    columns = ["epoch", "lr", "size", "loss_total", "loss_prob", "loss_thresh", "loss_binary", "val_hmean"]
+    resumed_result = train(tiny(synth_dir, tmp_path), resume=tmp_path / "crashed" / "checkpoints" / "last.ckpt",
+                           progress=False)
+    resumed = resumed_result.metrics
+    columns = ["epoch", "lr", "size", "shrink_ratio", "loss_total", "loss_prob", "loss_thresh", "loss_binary",
+               "val_hmean"]
     pd.testing.assert_frame_equal(resumed[columns], full[columns], rtol=1e-5)
+    last_full, last_resumed = (Checkpoint.load(r.last_checkpoint) for r in (full_result, resumed_result))
+    assert all(torch.allclose(last_full.weights[k], v, atol=1e-6) for k, v in last_resumed.weights.items())
+    assert last_resumed.postprocess.shrink_ratio == pytest.approx(0.6 if options else 0.4)
 
 
 @pytest.mark.slow
 def test_command_line_and_distributed_validation_over_all_images(synth_dir: Path, tmp_path: Path) -> None:
-    """torchrun with 2 CPU processes (gloo): each validates half, the metric sees every image."""
+    """torchrun with 2 CPU processes (gloo): each validates half, the metric sees every image; EMA under DDP
+    averages the unwrapped model."""
     args = ["--preset", "smoke", "--set", f"data_dir={str(synth_dir)!r}", "--set", "epochs=1", "--set",
             "max_train_images=4", "--set", "max_val_images=3", "--set", "schedule=[[0,128]]", "--set",
-            "num_workers=0", "--set", f"output_dir={str(tmp_path)!r}", "--set", "run_name='ddp'"]
+            "num_workers=0", "--set", f"output_dir={str(tmp_path)!r}", "--set", "run_name='ddp'",
+            "--set", "ema_decay=0.9"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kit.train"]
     out = subprocess.run([*command, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
@@ -184,6 +268,8 @@ def test_command_line_and_distributed_validation_over_all_images(synth_dir: Path
     assert metrics["val_images"].tolist() == [3]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["run"] == "ddp" and summary["epochs_run"] == 1
+    last = Checkpoint.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt")
+    assert set(last.training_state["model_weights"]) == set(last.weights)  # plain names, no DDP "module." prefix
 
 
 def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(synth_dir: Path, tmp_path: Path,
@@ -238,3 +324,9 @@ def test_zero_shot_checkpoint_needs_pretrained_weights_and_keeps_the_preset_post
         kt.zero_shot_checkpoint(resolve_config("smoke"))
     with pytest.raises(ValueError, match="ppocr_det is one graph"):
         resolve_config("ppocr_cpu", freeze_levels=1)
+
+
+def test_merge_settings_refuses_a_setting_given_twice() -> None:
+    assert kt.merge_settings({"arch": "resnet18", "lr": None}, {"lr": 1e-3}) == {"arch": "resnet18", "lr": 1e-3}
+    with pytest.raises(ValueError, match=r"\['arch'\] set both"):
+        kt.merge_settings({"arch": "resnet18"}, {"arch": "hrnet_w44"})
