@@ -59,7 +59,7 @@ def main() -> None:
         config = resolve_config("ppocr_cpu", data_dir=str(SROIE), epochs=1, t_max=1, max_train_images=args.train_images,
                                 max_val_images=args.val_images, eval_size=1280, run_name="bench-ppocr-ablation",
                                 **change)
-        run = train(config)
+        run = train(config, overwrite=True)
         m = run.metrics.iloc[-1]
         low = low_thresh_hmean(Predictor.load([run.last_checkpoint]), val)
         rows.append(f"| {name} | {m.val_precision:.4f} | {m.val_recall:.4f} | {m.val_hmean:.4f} | {low:.4f} "

@@ -27,7 +27,7 @@ from bench import markdown, write_results
 from bench.ensemble_sroie import COLUMNS
 from bench.sroie import SROIE, sroie_or_exit
 from kit.ensemble import Choice, compare_candidates
-from kit.train import config_for, resolve_config, train, zero_shot_checkpoint
+from kit.train import RunResult, config_for, resolve_config, train, zero_shot_checkpoint
 
 RESULTS = Path(__file__).parent / "results" / "ppocr_recipe.md"
 #: PaddleOCR trains at lr 1e-3 for 64 images a step; linearly scaled to the preset's batch 4.
@@ -65,8 +65,10 @@ def main() -> None:
     if args.epochs:
         common.update(epochs=args.epochs, t_max=args.epochs, patience=args.epochs)
     variants = {k: v for k, v in VARIANTS.items() if args.only is None or k in args.only}
-    runs = {name: train(resolve_config("ppocr_cpu", run_name=f"bench-recipe-{i}", **combine([common, change])))
-            for i, (name, change) in enumerate(variants.items())}
+    def run(name: str, change: dict[str, Any]) -> RunResult:
+        return train(resolve_config("ppocr_cpu", run_name=name, **combine([common, change])), overwrite=True)
+
+    runs = {name: run(f"bench-recipe-{i}", change) for i, (name, change) in enumerate(variants.items())}
     with tempfile.TemporaryDirectory() as tmp:
         zero_shot = zero_shot_checkpoint(config_for("ppocr_det")).save(Path(tmp) / "zero-shot.ckpt")
         choices = [Choice("zero-shot PP-OCR", [str(zero_shot)]),
@@ -76,8 +78,7 @@ def main() -> None:
         helped = [n for n in variants if n != PRESET and PRESET in hmean and hmean[n] > hmean[PRESET]]
         if len(helped) > 1:
             name = "together: " + "; ".join(helped)
-            runs[name] = train(resolve_config("ppocr_cpu", run_name="bench-recipe-combined",
-                                              **combine([common, *(VARIANTS[h] for h in helped)])))
+            runs[name] = run("bench-recipe-combined", combine([VARIANTS[h] for h in helped]))
             choices.append(Choice(name, [str(runs[name].best_checkpoint)]))
             table = compare_candidates(choices, val, baseline="zero-shot PP-OCR")
     minutes = {name: run.summary["train_time_s"] / 60 for name, run in runs.items()}

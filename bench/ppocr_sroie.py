@@ -49,7 +49,7 @@ def main() -> None:
         metrics, minutes = pd.read_csv(run_dir / "metrics.csv"), None
     else:
         started = time.time()
-        result = train(config)
+        result = train(config, overwrite=True)
         best, metrics, minutes = result.best_checkpoint, result.metrics, (time.time() - started) / 60
     best_epoch = int(metrics.loc[metrics["val_hmean"].idxmax(), "epoch"])
     postprocess = PostprocessConfig(**config.postprocess.to_dict())

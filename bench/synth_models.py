@@ -39,7 +39,7 @@ def main() -> None:
               "max_train_images": args.train_images, "max_val_images": 10, "schedule": [[0, 960]]}
     runs = {"fine-tuned PP-OCR": resolve_config("ppocr_synth", run_name="bench-synth-ppocr", **common),
             "lite DBNet": resolve_config("lite0_cpu", run_name="bench-synth-lite0", **common)}
-    trained = {name: train(config) for name, config in runs.items()}
+    trained = {name: train(config, overwrite=True) for name, config in runs.items()}
     val = load_split(data, "val")[0]
     with tempfile.TemporaryDirectory() as tmp:
         zero_shot = zero_shot_checkpoint(config_for("ppocr_det", eval_size=960)).save(Path(tmp) / "zero-shot.ckpt")

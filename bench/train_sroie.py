@@ -49,7 +49,7 @@ def main() -> None:
     if args.reuse:
         best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
     else:
-        best = train(config).best_checkpoint
+        best = train(config, overwrite=True).best_checkpoint
     metrics = pd.read_csv(run_dir / "metrics.csv")
     checkpoint = Checkpoint.load(best)
 

@@ -137,6 +137,8 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting (Python literal), e.g. --set lr=4e-4 --set 'schedule=[[0,640],[4,960]]'")
     p.add_argument("--resume", type=Path, default=None, help="a checkpoint of the run to continue (last.ckpt)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run of the same run_name (default: refuse, it holds checkpoints)")
 
 
 def _check_train(args: argparse.Namespace) -> None:

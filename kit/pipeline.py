@@ -24,7 +24,7 @@ DEMO_RUN = "outputs/demo-ppocr"
 MAIN_JOB: list[tuple[str, dict[str, Any]]] = [
     ("01_eda.ipynb", {"data_dir": "data/synth", "split": "train"}),
     ("02_train.ipynb", {"arch": "ppocr_det", "preset": "ppocr_synth", "data_dir": "data/synth",
-                        "run_name": "demo-ppocr"}),
+                        "run_name": "demo-ppocr", "overwrite": True}),  # the demo owns its run (and says so)
     ("03_error_analysis.ipynb", {"checkpoints": [f"{DEMO_RUN}/checkpoints/best-*.ckpt"], "data_dir": "data/synth",
                                  "max_images": 10}),
     ("04_ensemble.ipynb", {"checkpoints": [f"{DEMO_RUN}/checkpoints/best-*.ckpt", f"{DEMO_RUN}/checkpoints/last.ckpt"],
@@ -108,7 +108,7 @@ def reproduce(report: str, data_dir: str = "data/receipts", smoke: bool = False,
     sequence = [
         ("01_eda.ipynb", {"data_dir": data_dir}),
         ("02_train.ipynb", {**train_params, "data_dir": data_dir, "run_name": name, "output_dir": str(run_dir),
-                            **(train_overrides or {})}),
+                            "overwrite": True, **(train_overrides or {})}),  # reproduce owns its run folder
         ("03_error_analysis.ipynb", {"checkpoints": [best], "data_dir": data_dir, "max_images": max_images}),
         ("04_ensemble.ipynb", {"checkpoints": [best, str(run_dir / name / "checkpoints" / "last.ckpt")],
                                "data_dir": data_dir, "output_dir": str(out / "ensemble"), "max_images": max_images}),

@@ -58,6 +58,9 @@ def run_sweep(grid: dict[str, Sequence[Any]], seeds: Sequence[int], out_dir: str
             if name in done:
                 continue
             params = {**(base or {}), **point, "seed": seed, "run_name": name, "output_dir": str(out / "runs")}
+            last = out / "runs" / name / "checkpoints" / "last.ckpt"
+            if last.is_file():  # a member that failed or was killed part-way continues where it stopped
+                params["resume"] = str(last)
             row: dict[str, Any] = {"run": name, **{f"grid_{k}": json.dumps(v) for k, v in point.items()}, "seed": seed}
             try:
                 run_notebook(notebook, out / "notebooks", params, progress=False, out_name=f"{name}.ipynb")

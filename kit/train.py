@@ -500,27 +500,41 @@ def _cpu_pace_warning(config: TrainConfig, logger: _Logger, seconds_per_step: fl
     warnings.warn(message, stacklevel=2)
 
 
-def _start_run(config: TrainConfig, resume: Path | str | None,
-               runtime: Runtime) -> tuple[TrainConfig, Path, Checkpoint | None]:
-    """(config, run folder, the checkpoint resumed from): a resumed run continues its own folder and config."""
+def _start_run(config: TrainConfig, resume: Path | str | None, runtime: Runtime,
+               overwrite: bool) -> tuple[TrainConfig, Path, Checkpoint | None]:
+    """(config, run folder, the checkpoint resumed from): a resumed run continues its own folder and config.
+
+    A run name names one run: a folder that already holds checkpoints is never replaced unless ``overwrite``.
+    """
     if resume is not None:
         resumed = Checkpoint.load(resume, runtime.device)
         if resumed.training_state is None or resumed.train_config is None:
             raise ValueError(f"{resume}: holds no training state (a soup?); resume from a run's last.ckpt")
         return TrainConfig(**resumed.train_config), Path(resume).resolve().parent.parent, resumed
     run_dir = _new_run_dir(config)
-    if runtime.main and run_dir.exists():  # a run name names one run: training it again starts afresh
+    checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
+    if checkpoints and not overwrite:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        raise FileExistsError(
+            f"run folder {run_dir} already holds a run ({', '.join(p.name for p in checkpoints)}); continue it with "
+            f"resume={str(last)!r} (python -m kit train --resume {last}), choose another run_name, or replace it on "
+            "purpose with overwrite=True (python -m kit train --overwrite; notebook 02: -p overwrite True)")
+    if runtime.main and run_dir.exists():
+        if checkpoints:
+            warnings.warn(f"overwrite: replacing the run in {run_dir} ({len(checkpoints)} checkpoints)", stacklevel=3)
         shutil.rmtree(run_dir)
     return config, run_dir, None
 
 
-def train(config: TrainConfig, resume: Path | str | None = None, progress: bool = True) -> RunResult:
+def train(config: TrainConfig, resume: Path | str | None = None, progress: bool = True,
+          overwrite: bool = False) -> RunResult:
     """Train ``config``; with ``resume`` (a checkpoint of the same run) continue where it stopped.
 
+    An existing run of the same name is an error unless ``overwrite`` (then it is replaced, with a warning).
     A new run that fails before finishing its first epoch leaves no run folder behind.
     """
     runtime = Runtime.start()
-    config, run_dir, resumed = _start_run(config, resume, runtime)
+    config, run_dir, resumed = _start_run(config, resume, runtime, overwrite)
     if runtime.main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
@@ -666,7 +680,8 @@ def append_run(path: Path, summary: dict[str, Any]) -> None:
 
 def command(args: argparse.Namespace) -> None:
     """``python -m kit train``: the run's summary as one JSON line (rank 0 under torchrun)."""
-    result = train(resolve_config(args.preset, **parse_overrides(args.set)), resume=args.resume)
+    result = train(resolve_config(args.preset, **parse_overrides(args.set)), resume=args.resume,
+                   overwrite=args.overwrite)
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(json.dumps(result.summary, default=str))
     if dist.is_initialized():

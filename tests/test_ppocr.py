@@ -85,7 +85,8 @@ def test_the_pretrained_lr_group_is_the_converted_graph(detector: torch.nn.Modul
     """``pretrained_lr_scale``: the whole converted graph at lr x scale, the kit's new threshold head at lr."""
     new, pretrained = parameter_groups(detector, resolve_config("ppocr_cpu", pretrained_lr_scale=0.1))
     assert {id(p) for p in new["params"]} == {id(p) for p in detector.thresh_head.parameters()}
-    assert len(pretrained["params"]) == len(list(detector.body.parameters())) and pretrained["lr"] == pytest.approx(1e-5)
+    assert len(pretrained["params"]) == len(list(detector.body.parameters()))
+    assert pretrained["lr"] == pytest.approx(1e-5)
     without_head = build_model(PPOCR_ARCH, pretrained=True, thresh_branch=False)
     assert len(parameter_groups(without_head, resolve_config("ppocr_cpu", pretrained_lr_scale=0.1))) == 1
 
