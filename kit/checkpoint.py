@@ -1,13 +1,15 @@
 """The checkpoint: one file that rebuilds the model, says how to run it and where it came from.
 
-Training and soups write it through :meth:`Checkpoint.save`, everything else reads it through
-:meth:`Checkpoint.load` and attributes, never string keys. On disk it is a ``torch.save``d
+Training and soups write it through :meth:`Checkpoint.save` (atomically), everything else reads it
+through :meth:`Checkpoint.load` and attributes, never string keys; loading unpickles tensors and
+plain values only (``weights_only``), so a checkpoint from elsewhere cannot run code. On disk it is a ``torch.save``d
 dict (``format`` 2); files written before the format was typed (no ``format`` key: weights
 under ``model``, the training state at top level) still load.
 """
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kit.files import atomic_path
 from kit.model import ModelConfig, model_from_config
 from kit.postprocess import PostprocessConfig
 
@@ -58,12 +61,14 @@ class Checkpoint:
         return model.to(device).eval()
 
     def save(self, path: Path | str) -> Path:
+        """Write the checkpoint atomically (a kill mid-save leaves the previous file intact)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": FORMAT, "weights": self.weights, "model_config": self.model_config.to_dict(),
-                    "postprocess": self.postprocess.to_dict(), "eval_size": self.eval_size, "run": self.run,
-                    "epoch": self.epoch, "val": self.val, "history": self.history, "train_config": self.train_config,
-                    "soup_of": self.soup_of, "training_state": self.training_state}, path)
+        with atomic_path(path) as tmp:
+            torch.save({"format": FORMAT, "weights": self.weights, "model_config": self.model_config.to_dict(),
+                        "postprocess": self.postprocess.to_dict(), "eval_size": self.eval_size, "run": self.run,
+                        "epoch": self.epoch, "val": self.val, "history": self.history,
+                        "train_config": self.train_config, "soup_of": self.soup_of,
+                        "training_state": self.training_state}, tmp)
         return path
 
     @classmethod
@@ -72,7 +77,15 @@ class Checkpoint:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
-        state = torch.load(path, map_location=device, weights_only=False)
+        try:  # weights_only: tensors and plain values only, so opening a file never runs code from it
+            state = torch.load(path, map_location=device, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise ValueError(f"{path}: holds objects other than tensors and plain values, which could run code when "
+                             f"loaded, so the kit does not open it ({str(err).splitlines()[0]}); this kit writes "
+                             "none: re-save the weights from a trusted session") from None
+        except (RuntimeError, EOFError, OSError) as err:
+            raise ValueError(f"{path}: not a readable checkpoint, truncated or corrupt "
+                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'empty'})") from None
         if not isinstance(state, dict) or "model_config" not in state:
             raise ValueError(f"{path}: not a checkpoint written by this kit (no model_config)")
         if state.get("format", 1) > FORMAT:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kit.cli import run_cli
+from kit.files import write_csv
 from kit.metric import evaluate_files, problem_lines
 from kit.paths import OUTPUTS, VAL_PER_IMAGE
 from kit.significance import (
@@ -52,8 +53,7 @@ def record_score(run: str, test_hmean: float | None = None, lb_hmean: float | No
     for key, value in values.items():
         if value is not None:
             table.loc[table["run"] == run, key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
+    write_csv(table, path, index=False)
     return table
 
 

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from kit.files import write_text
 from kit.paths import COMPETITION_DIR, SYNTH_DIR, project_path
 
 SPLITS = ("train", "val", "test")
@@ -223,10 +224,7 @@ def to_json_doc(records: Iterable[ImageRecord]) -> dict[str, Any]:
 
 def write_annotations(records: Iterable[ImageRecord], json_path: Path | str) -> Path:
     """Write ``records`` as a competition JSON (creating folders)."""
-    json_path = Path(json_path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(to_json_doc(records), ensure_ascii=False), encoding="utf-8")
-    return json_path
+    return write_text(json_path, json.dumps(to_json_doc(records), ensure_ascii=False))
 
 
 def read_image(path: Path | str) -> np.ndarray:
@@ -355,8 +353,7 @@ def folds_file(names: Iterable[str], path: Path | str, n_folds: int = 5, seed: i
             raise ValueError(f"{path} holds folds for other images or settings; delete it or pass its path elsewhere")
         return {k: int(v) for k, v in stored["folds"].items()}
     folds = make_folds(names, n_folds, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"n_folds": n_folds, "seed": seed, "folds": folds}, indent=1), encoding="utf-8")
+    write_text(path, json.dumps({"n_folds": n_folds, "seed": seed, "folds": folds}, indent=1))
     return folds
 
 

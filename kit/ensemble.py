@@ -20,6 +20,7 @@ import pandas as pd
 
 from kit.checkpoint import Checkpoint
 from kit.data import ImageRecord
+from kit.files import write_text
 from kit.paths import expand_checkpoints, portable_path, project_path
 from kit.postprocess import PostprocessConfig
 from kit.predict import Predictor, evaluate_predictor
@@ -52,11 +53,8 @@ class Choice:
         return predictor
 
     def save(self, path: Path | str) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         portable = replace(self, checkpoints=[portable_path(p) for p in self.checkpoints])
-        path.write_text(json.dumps(asdict(portable), indent=1), encoding="utf-8")
-        return path
+        return write_text(path, json.dumps(asdict(portable), indent=1))
 
     @classmethod
     def load(cls, path: Path | str) -> Choice:

@@ -14,6 +14,7 @@ import pandas as pd
 import papermill
 
 from kit.compare import SCORES_CSV, comparison_table, run_per_image
+from kit.files import write_csv
 from kit.paths import CHOICE_FILE, OUTPUTS, ROOT
 from kit.presets import REPORT_PRESETS
 
@@ -119,7 +120,7 @@ def reproduce(report: str, data_dir: str = "data/receipts", smoke: bool = False,
         run_notebook(notebook, out / "notebooks", params)
     scores = pd.read_csv(SCORES_CSV) if SCORES_CSV.is_file() else None
     runs = pd.read_csv(run_dir / "runs.csv")
-    comparison_table(runs, scores, run_per_image(run_dir, runs["run"])).to_csv(out / "comparison.csv", index=False)
+    write_csv(comparison_table(runs, scores, run_per_image(run_dir, runs["run"])), out / "comparison.csv", index=False)
     return out
 
 

@@ -34,6 +34,7 @@ from kit.checkpoint import Checkpoint
 from kit.cli import run_cli
 from kit.data import ImageRecord, Word, image_records, read_image, to_json_doc
 from kit.dataset import build_transform, letterbox, letterbox_size
+from kit.files import write_text
 from kit.metric import CLEvalAccumulator, ImageResult
 from kit.postprocess import PostprocessConfig, postprocess
 from kit.runtime import autocast, peak_memory_mb
@@ -193,8 +194,7 @@ def command(args: argparse.Namespace) -> None:
                                    "unclip_ratio": args.unclip_ratio, "output": args.output}.items() if v is not None}
     predictor.config = replace(predictor.config, **overrides)
     records = predict(predictor, args.images)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(to_json_doc(records)), encoding="utf-8")
+    write_text(args.out, json.dumps(to_json_doc(records)))
     print(f"{sum(len(r.words) for r in records)} polygons on {len(records)} images -> {args.out}")
 
 

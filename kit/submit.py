@@ -25,6 +25,7 @@ import numpy as np
 
 from kit.cli import run_cli
 from kit.data import ImageRecord, Word, image_records, read_annotations
+from kit.files import atomic_path
 from kit.metric import Boxes, aspect_ratio
 
 HEADER = ["filename", "polygons"]
@@ -56,8 +57,7 @@ def write_submission(predictions: Sequence[ImageRecord], order: Sequence[str], p
     if unknown:
         raise ValueError(f"{len(unknown)} predicted images are not test images, e.g. {unknown[0]!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(HEADER)
         for name in order:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from kit.cli import parse_grid, parse_overrides, run_cli
 from kit.compare import run_per_image
+from kit.files import write_csv
 from kit.paths import project_path
 from kit.pipeline import run_notebook
 from kit.significance import against_baseline, per_image_scores
@@ -69,7 +70,7 @@ def run_sweep(grid: dict[str, Sequence[Any]], seeds: Sequence[int], out_dir: str
                 row.update(status="failed", error=f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}")
                 (out / "notebooks" / f"{name}.error.txt").write_text(traceback.format_exc(), encoding="utf-8")
             ledger = pd.concat([ledger[ledger["run"] != name], pd.DataFrame([row])], ignore_index=True)
-            ledger.to_csv(ledger_path, index=False)
+            write_csv(ledger, ledger_path, index=False)
     return ledger
 
 

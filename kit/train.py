@@ -17,7 +17,6 @@ or ``torchrun --nproc_per_node=N -m kit.train ...`` for several GPUs (batch size
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -43,6 +42,7 @@ from kit.checkpoint import Checkpoint
 from kit.cli import parse_overrides, run_cli
 from kit.data import ImageRecord, folds_file, load_split, resolve_data_dir, split_by_fold
 from kit.dataset import AugConfig, TextDetectionDataset
+from kit.files import append_row, write_csv, write_text
 from kit.loss import LossConfig, db_loss
 from kit.metric import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
 from kit.model import PPOCR_ARCH, build_model, count_parameters
@@ -432,12 +432,14 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
     """One pass over ``loader`` (gradient accumulation, clipping, mixed precision); the mean of each loss part.
 
     ``on_pace(seconds per step, steps in the epoch)`` is called once, after the first ``PACE_STEPS`` steps;
-    ``on_step()`` after every optimizer step (the EMA update, a per-step lr schedule).
+    ``on_step()`` after every optimizer step (the EMA update, a per-step lr schedule). A NaN or inf loss raises
+    :class:`NonFiniteLoss` before it reaches the weights; ``skipped_steps`` counts the optimizer steps fp16's
+    GradScaler skipped for inf/NaN gradients.
     """
     model.train()
     started = time.time()
     sums: dict[str, float] = {}
-    steps = 0
+    steps = skipped = 0
     optimizer.zero_grad(set_to_none=True)
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for step, batch in enumerate(bar):
@@ -445,13 +447,19 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
         with autocast(runtime.device, config.precision):
             outputs = model(batch["image"])
         losses = db_loss(outputs, batch, config.loss)
+        if not torch.isfinite(losses["total"]):
+            bad = next((k for k, v in losses.items() if k != "total" and not torch.isfinite(v)), "total")
+            raise NonFiniteLoss(f"step {step}: loss {bad} is {float(losses[bad])} (total {float(losses['total'])})")
         scaler.scale(losses["total"] / config.grad_accum).backward()
         if (step + 1) % config.grad_accum == 0 or step + 1 == len(loader):
             if config.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scale = scaler.get_scale() if scaler.is_enabled() else None
             scaler.step(optimizer)
             scaler.update()
+            if scale is not None and scaler.get_scale() < scale:  # fp16: inf/NaN gradients, the step was skipped
+                skipped += 1
             optimizer.zero_grad(set_to_none=True)
             if on_step is not None:
                 on_step()
@@ -461,7 +469,11 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
         bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
         if on_pace is not None and steps == PACE_STEPS:
             on_pace((time.time() - started) / steps, len(loader))
-    return {key: value / max(steps, 1) for key, value in sums.items()}
+    return {**{key: value / max(steps, 1) for key, value in sums.items()}, "skipped_steps": skipped}
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A NaN or inf loss: the run stops there, its last checkpoint intact."""
 
 
 @dataclass
@@ -537,7 +549,7 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
     config, run_dir, resumed = _start_run(config, resume, runtime, overwrite)
     if runtime.main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
+        write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=1))
     logger = _Logger(run_dir, config, runtime.main)
     try:
         return _run(config, run_dir, resumed, runtime, logger, progress and runtime.main)
@@ -616,8 +628,19 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
             raw_model.freeze_encoder(None if epoch < config.freeze_epochs else config.freeze_levels)
         pace = partial(_cpu_pace_warning, config, logger) if gpu_recipe_on_cpu and epoch == start_epoch else None
         lr = optimizer.param_groups[0]["lr"]
-        losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime), optimizer,
-                                 scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show, pace, after_step)
+        try:
+            losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime),
+                                     optimizer, scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show,
+                                     pace, after_step)
+        except NonFiniteLoss as err:
+            last = f"{ckpt_dir / 'last.ckpt'} (epoch {history[-1]['epoch']})" if history else None
+            kept = f"the last good checkpoint is {last}" if last else "no epoch finished"
+            logger.info(f"stopped: epoch {epoch}, {err}")
+            raise NonFiniteLoss(f"{run_dir.name}: epoch {epoch}, {err}; {kept}. Lower lr, set grad_clip, or use "
+                                "fp32") from None
+        skipped = losses.pop("skipped_steps")
+        if skipped:
+            logger.info(f"epoch {epoch}: fp16 skipped {skipped} optimizer steps (inf/NaN gradients)")
         if config.lr_interval == "epoch":
             scheduler.step()
         train_time = time.time() - epoch_start
@@ -625,7 +648,7 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
         scores = gather_results(validate(eval_model, val_loader, val_gt, post, runtime, config.precision, show),
                                 runtime)
         row = {"epoch": epoch, "lr": lr, "size": train_ds.size, "shrink_ratio": shrink,
-               **{f"loss_{k}": v for k, v in losses.items()},
+               **{f"loss_{k}": v for k, v in losses.items()}, "skipped_steps": skipped,
                "val_precision": scores.precision, "val_recall": scores.recall, "val_hmean": scores.hmean,
                "val_images": len(scores.per_image), "epoch_time_s": time.time() - epoch_start,
                "train_images_per_s": len(train_records) / max(train_time, 1e-9),
@@ -634,9 +657,8 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
         improved = stopping.update(epoch, scores.hmean)
         if not runtime.main:
             continue
+        previous_best = best_path
         if improved:
-            if best_path and Path(best_path).exists():
-                Path(best_path).unlink()
             best_path = str(ckpt_dir / checkpoint_name(epoch, scores.hmean))
         training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                           "scaler": scaler.state_dict(), "early_stopping": stopping.state(), "best_path": best_path,
@@ -647,10 +669,12 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
             eval_model.state_dict(), raw_model.config, post, config.final_size, run=run_dir.name, epoch=epoch,
             val=scores.scores(), history=list(history), train_config=config.to_dict(), training_state=training_state)
         if improved:
-            checkpoint.save(best_path)
-            per_image_scores(scores).to_csv(run_dir / VAL_PER_IMAGE)
+            checkpoint.save(best_path)  # the new best is on disk before the old one goes
+            if previous_best and previous_best != best_path:
+                Path(previous_best).unlink(missing_ok=True)
+            write_csv(per_image_scores(scores), run_dir / VAL_PER_IMAGE)
         checkpoint.save(ckpt_dir / "last.ckpt")
-        pd.DataFrame(history).to_csv(run_dir / "metrics.csv", index=False)
+        write_csv(pd.DataFrame(history), run_dir / "metrics.csv", index=False)
         logger.epoch(row)
         logger.info(json.dumps(row))
 
@@ -665,17 +689,10 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
     }
     summary["pr_gap"] = summary["val_precision"] - summary["val_recall"]
     if runtime.main:
-        append_run(project_path(config.output_dir) / RUNS_CSV, summary)
+        append_row(project_path(config.output_dir) / RUNS_CSV, summary)
         logger.info(f"done: {json.dumps(summary)}")
     return RunResult(run_dir, Path(best_path) if best_path else None, ckpt_dir / "last.ckpt",
                      pd.DataFrame(history), summary)
-
-
-def append_run(path: Path, summary: dict[str, Any]) -> None:
-    """Append one summary row to ``runs.csv`` (header written once; new columns extend it)."""
-    rows = pd.read_csv(path).to_dict("records") if path.is_file() else []
-    rows.append(summary)
-    pd.DataFrame(rows).to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
 
 
 def command(args: argparse.Namespace) -> None:

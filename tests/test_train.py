@@ -286,6 +286,37 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(synth_dir: Pat
     assert "done:" in (result.run_dir / "train.log").read_text()  # the same name logs afresh
 
 
+def test_a_run_name_with_checkpoints_is_never_replaced_unasked(synth_dir: Path, tmp_path: Path) -> None:
+    first = train(tiny(synth_dir, tmp_path, epochs=1, run_name="night"), progress=False)
+    saved = sorted(p.name for p in (first.run_dir / "checkpoints").iterdir())
+    with pytest.raises(FileExistsError, match=r"already holds a run .*resume=.*last.ckpt.*overwrite=True"):
+        train(tiny(synth_dir, tmp_path, epochs=1, run_name="night"), progress=False)
+    assert sorted(p.name for p in (first.run_dir / "checkpoints").iterdir()) == saved
+    with pytest.warns(UserWarning, match="overwrite: replacing the run"):
+        again = train(tiny(synth_dir, tmp_path, epochs=1, run_name="night"), progress=False, overwrite=True)
+    assert again.run_dir == first.run_dir and again.last_checkpoint.is_file()
+
+
+def test_a_nan_loss_stops_the_run_naming_epoch_step_and_part(synth_dir: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    real_loss, calls = kt.db_loss, {"n": 0}
+
+    def nan_in_epoch_1(outputs, batch, config=None):
+        losses = real_loss(outputs, batch, config)
+        calls["n"] += 1
+        if calls["n"] == 4:  # epoch 1, step 1 (2 steps an epoch)
+            losses["thresh"] = losses["thresh"] * float("nan")
+            losses["total"] = losses["total"] + losses["thresh"]
+        return losses
+
+    monkeypatch.setattr(kt, "db_loss", nan_in_epoch_1)
+    with pytest.raises(FloatingPointError, match=r"nan: epoch 1, step 1: loss thresh is nan .*last.ckpt \(epoch 0\)"):
+        train(tiny(synth_dir, tmp_path, run_name="nan"), progress=False)
+    last = Checkpoint.load(tmp_path / "nan" / "checkpoints" / "last.ckpt")
+    assert last.epoch == 0 and all(torch.isfinite(v).all() for v in last.weights.values() if v.is_floating_point())
+    assert pd.read_csv(tmp_path / "nan" / "metrics.csv")["skipped_steps"].tolist() == [0]
+
+
 def test_a_report_preset_on_the_cpu_says_how_long_it_would_take(synth_dir: Path, tmp_path: Path) -> None:
     config = kt.resolve_config("hrnet_w44", arch="resnet18", pretrained=False, data_dir=str(synth_dir), epochs=1,
                                batch_size=1, max_train_images=4, max_val_images=1, schedule=[[0, 96]],
