@@ -20,6 +20,7 @@ from kit.compare import SCORES_CSV
 from kit.data import ImageRecord
 from kit.eda import word_table
 from kit.ensemble import resolve_choice
+from kit.errors import InputError
 from kit.metric import DatasetResult, ImageResult, evaluate, polygons_by_image
 from kit.paths import project_path
 from kit.postprocess import PostprocessConfig
@@ -157,7 +158,7 @@ def analyse(records: Sequence[ImageRecord], checkpoints: Sequence[str | Path] | 
         predictions = polygons_by_image(project_path(predictions_json))
         return ErrorAnalysis(list(records), predictions, evaluate(gt, predictions))
     if not checkpoints:
-        raise ValueError("give checkpoints or a predictions JSON to analyse")
+        raise InputError("give checkpoints or a predictions JSON to analyse")
     choice = resolve_choice(None, checkpoints, weights, tta, **postprocess)
     predictor = choice.predictor()
     maps = cache_maps(predictor, records, progress=progress)

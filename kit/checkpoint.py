@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kit.errors import InputError
 from kit.files import atomic_path
 from kit.model import ModelConfig, model_from_config
 from kit.postprocess import PostprocessConfig
@@ -80,16 +81,16 @@ class Checkpoint:
         try:  # weights_only: tensors and plain values only, so opening a file never runs code from it
             state = torch.load(path, map_location=device, weights_only=True)
         except pickle.UnpicklingError as err:
-            raise ValueError(f"{path}: holds objects other than tensors and plain values, which could run code when "
+            raise InputError(f"{path}: holds objects other than tensors and plain values, which could run code when "
                              f"loaded, so the kit does not open it ({str(err).splitlines()[0]}); this kit writes "
                              "none: re-save the weights from a trusted session") from None
         except (RuntimeError, EOFError, OSError) as err:
-            raise ValueError(f"{path}: not a readable checkpoint, truncated or corrupt "
+            raise InputError(f"{path}: not a readable checkpoint, truncated or corrupt "
                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'empty'})") from None
         if not isinstance(state, dict) or "model_config" not in state:
-            raise ValueError(f"{path}: not a checkpoint written by this kit (no model_config)")
+            raise InputError(f"{path}: not a checkpoint written by this kit (no model_config)")
         if state.get("format", 1) > FORMAT:
-            raise ValueError(f"{path}: checkpoint format {state['format']} is newer than this kit's ({FORMAT})")
+            raise InputError(f"{path}: checkpoint format {state['format']} is newer than this kit's ({FORMAT})")
         if "format" not in state:  # format 1: weights under "model", training state at top level
             training = {k: state[k] for k in ("optimizer", "scheduler", "scaler") if k in state}
             if "best" in state:

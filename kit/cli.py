@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
+from kit.errors import InputError, NonFiniteLoss
 from kit.paths import COMPETITION_DIR, OUTPUTS, SYNTH_COUNTS, SYNTH_DIR, expand_checkpoints, project_path
 from kit.presets import PRESETS, REPORT_PRESETS
 from kit.tta import parse_tta
@@ -34,8 +35,9 @@ with "error:" and exit status 2, reported before any slow work starts; --debug o
 traceback. python -m kit.train (and the other modules) take the same options, after importing their module."""
 #: kit.runtime.PRECISIONS' names (that module imports torch).
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
-#: What a user can cause with a wrong argument or file (the kit's input errors derive from ValueError).
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+#: What a user can cause with a wrong argument, setting or file: shown as one line. Anything else (a ValueError
+#: from deep inside NumPy included) is a bug and keeps its traceback.
+USER_ERRORS = (InputError, NonFiniteLoss, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                PermissionError)
 
 
@@ -43,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse's usage errors as user errors: one line, exit 2, like every other."""
 
     def error(self, message: str) -> NoReturn:
-        raise ValueError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+            raise InputError(f"--set takes KEY=VALUE, got {item!r}")
         try:
             overrides[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -75,7 +77,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     grid = {}
     for key, values in parse_overrides(items).items():
         if not isinstance(values, (list, tuple)) or not values:
-            raise ValueError(f"--grid {key}: give a non-empty list, e.g. --grid '{key}=[1e-4,2e-4]'")
+            raise InputError(f"--grid {key}: give a non-empty list, e.g. --grid '{key}=[1e-4,2e-4]'")
         grid[key] = list(values)
     return grid
 
@@ -106,7 +108,7 @@ def _synth(p: argparse.ArgumentParser) -> None:
 
 def _check_synth(args: argparse.Namespace) -> None:
     if any(getattr(args, split) < 0 for split in SYNTH_COUNTS):
-        raise ValueError("split sizes must be 0 or more")
+        raise InputError("split sizes must be 0 or more")
 
 
 def _demo(p: argparse.ArgumentParser) -> None:
@@ -187,7 +189,7 @@ def _check_predict(args: argparse.Namespace) -> None:
     if not project_path(args.images).is_dir():
         raise NotADirectoryError(f"image folder {args.images} not found")
     if args.weights is not None and len(args.weights) != len(args.ckpt):
-        raise ValueError(f"--weights gives {len(args.weights)} weights for {len(args.ckpt)} checkpoints")
+        raise InputError(f"--weights gives {len(args.weights)} weights for {len(args.ckpt)} checkpoints")
     parse_tta(args.tta)
 
 
@@ -264,13 +266,13 @@ def _compare(p: argparse.ArgumentParser) -> None:
 
 def _check_compare(args: argparse.Namespace) -> None:
     if len(args.sets) < 2:
-        raise ValueError("compare needs at least two sets")
+        raise InputError("compare needs at least two sets")
     for path in args.sets:
         existing(path, "input")
     if args.gt is not None:
         existing(args.gt, "GT file")
     if not 0 < args.confidence < 1 or args.resamples < 1 or args.test_images < 2:
-        raise ValueError("--confidence must lie in (0, 1), --resamples be 1 or more, --test-images 2 or more")
+        raise InputError("--confidence must lie in (0, 1), --resamples be 1 or more, --test-images 2 or more")
 
 
 #: Every command, in the order ``--help`` lists them.

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kit.cli import run_cli
+from kit.errors import InputError
 from kit.files import write_csv
 from kit.metric import evaluate_files, problem_lines
 from kit.paths import OUTPUTS, VAL_PER_IMAGE
@@ -116,7 +117,7 @@ def _sources(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
     stems = [Path(p).stem for p in args.sets]
     names = args.names or (stems if len(set(stems)) == len(stems) else [str(p) for p in args.sets])
     if len(names) != len(args.sets):
-        raise ValueError(f"--names gives {len(names)} names for {len(args.sets)} inputs")
+        raise InputError(f"--names gives {len(names)} names for {len(args.sets)} inputs")
     sources = {}
     for name, path in zip(names, args.sets):
         if args.gt is None:

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from kit.errors import InputError
 from kit.files import write_text
 from kit.paths import COMPETITION_DIR, SYNTH_DIR, project_path
 
@@ -43,7 +44,7 @@ EXIF_ORIENTATION_TAG = 0x0112
 EXIF_SWAPS_AXES = {5, 6, 7, 8}
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """An annotation file or its images cannot be used; the message says where."""
 
 
@@ -197,7 +198,7 @@ def read_annotations(json_path: Path | str,
 def split_paths(data_dir: Path | str, split: str) -> tuple[Path, Path]:
     """(json path, image folder) of a split in the competition layout."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        raise InputError(f"unknown split {split!r}; expected one of {SPLITS}")
     data_dir = Path(data_dir)
     return data_dir / "jsons" / f"{split}.json", data_dir / "images" / split
 
@@ -331,7 +332,7 @@ def make_folds(names: Iterable[str], n_folds: int = 5, seed: int = 42) -> dict[s
     """
     ordered = sorted(set(names))
     if n_folds < 2 or n_folds > len(ordered):
-        raise ValueError(f"n_folds must be in [2, {len(ordered)}], got {n_folds}")
+        raise InputError(f"n_folds must be in [2, {len(ordered)}], got {n_folds}")
     perm = np.random.default_rng(seed).permutation(len(ordered))
     base, extra = divmod(len(ordered), n_folds)
     sizes = [base + (1 if f >= n_folds - extra else 0) for f in range(n_folds)]
@@ -350,7 +351,7 @@ def folds_file(names: Iterable[str], path: Path | str, n_folds: int = 5, seed: i
     if path.is_file():
         stored = json.loads(path.read_text(encoding="utf-8"))
         if stored.get("n_folds") != n_folds or stored.get("seed") != seed or sorted(stored["folds"]) != names:
-            raise ValueError(f"{path} holds folds for other images or settings; delete it or pass its path elsewhere")
+            raise InputError(f"{path} holds folds for other images or settings; delete it or pass its path elsewhere")
         return {k: int(v) for k, v in stored["folds"].items()}
     folds = make_folds(names, n_folds, seed)
     write_text(path, json.dumps({"n_folds": n_folds, "seed": seed, "folds": folds}, indent=1))
@@ -362,5 +363,5 @@ def split_by_fold(records: list[ImageRecord], folds: dict[str, int],
     """(training records, held-out records) for one fold."""
     unknown = [r.name for r in records if r.name not in folds]
     if unknown:
-        raise ValueError(f"{len(unknown)} images have no fold, e.g. {unknown[0]}")
+        raise InputError(f"{len(unknown)} images have no fold, e.g. {unknown[0]}")
     return [r for r in records if folds[r.name] != fold], [r for r in records if folds[r.name] == fold]

@@ -20,6 +20,7 @@ import pandas as pd
 
 from kit.checkpoint import Checkpoint
 from kit.data import ImageRecord
+from kit.errors import InputError
 from kit.files import write_text
 from kit.paths import expand_checkpoints, portable_path, project_path
 from kit.postprocess import PostprocessConfig
@@ -61,7 +62,7 @@ class Choice:
         try:
             return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as err:
-            raise ValueError(f"{path}: not a choice written by notebook 04 ({err})") from err
+            raise InputError(f"{path}: not a choice written by notebook 04 ({err})") from err
 
 
 def candidates(checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
@@ -95,7 +96,7 @@ def find_candidate(choices: Sequence[Choice], name: str) -> Choice:
     found = exact or [c for c in choices if name in c.name]
     if len(found) != 1:
         what = "no candidate" if not found else f"{len(found)} candidates"
-        raise ValueError(f"{what} named like {name!r}; candidates: {[c.name for c in choices]}")
+        raise InputError(f"{what} named like {name!r}; candidates: {[c.name for c in choices]}")
     return found[0]
 
 

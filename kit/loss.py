@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.losses._functional import focal_loss_with_logits
 
+from kit.errors import InputError
+
 EPS = 1e-6
 PROB_LOSSES = ("bce", "dice", "dice_focal")
 
@@ -35,9 +37,9 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if self.thresh_l1 not in ("band", "all"):
-            raise ValueError(f"thresh_l1 must be 'band' or 'all', got {self.thresh_l1!r}")
+            raise InputError(f"thresh_l1 must be 'band' or 'all', got {self.thresh_l1!r}")
         if self.prob_loss not in PROB_LOSSES:
-            raise ValueError(f"prob_loss must be one of {list(PROB_LOSSES)}, got {self.prob_loss!r}")
+            raise InputError(f"prob_loss must be one of {list(PROB_LOSSES)}, got {self.prob_loss!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -54,6 +54,7 @@ import shapely
 from scipy.spatial import ConvexHull, QhullError
 
 from kit.cli import run_cli
+from kit.errors import InputError
 
 EPS32 = float(np.finfo(np.float32).eps)
 MAX_CHARS = 100
@@ -467,7 +468,7 @@ def aggregate(per_image: Mapping[str, ImageResult], aggregation: str = "mean") -
                                  sum(x.gran_precision for x in results), sum(x.num_char_gt for x in results),
                                  sum(x.num_char_det for x in results))
     else:
-        raise ValueError(f"aggregation must be 'mean' or 'pooled', got {aggregation!r}")
+        raise InputError(f"aggregation must be 'mean' or 'pooled', got {aggregation!r}")
     return DatasetResult(p, r, h, aggregation, dict(per_image))
 
 
@@ -542,7 +543,7 @@ class CLEvalAccumulator:
 # ----------------------------------------------------------------------------- files and command line
 
 
-class MetricInputError(ValueError):
+class MetricInputError(InputError):
     """A GT or prediction file the metric cannot read (or, with ``strict``, would have to skip parts of)."""
 
 

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
 from torch import nn
 
+from kit.errors import InputError
 from kit.weights import WHEEL_WEIGHTS, encoder_state_dict, has_wheel_weights
 
 DECODERS = ("db", "fpn")
@@ -70,7 +71,7 @@ class ModelConfig:
         if self.mean is not None:
             self.mean, self.std = tuple(self.mean), tuple(self.std)
         if self.inner_channels < 4 or self.inner_channels % 4:
-            raise ValueError(f"inner_channels must be a positive multiple of 4, got {self.inner_channels}")
+            raise InputError(f"inner_channels must be a positive multiple of 4, got {self.inner_channels}")
         if self.levels is not None:
             self.levels = tuple(self.levels)
 
@@ -83,14 +84,14 @@ def check_arch(arch: str) -> None:
     if arch != PPOCR_ARCH and not timm.is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=6, cutoff=0.6)
         hint = f"; close names: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown backbone {arch!r} (not a timm model){hint}")
+        raise InputError(f"unknown backbone {arch!r} (not a timm model){hint}")
 
 
 def default_levels(reductions: list[int]) -> tuple[int, ...]:
     """The feature levels at strides 4, 8, 16, 32 (the last four from stride 4 on)."""
     levels = tuple(i for i, r in enumerate(reductions) if r >= 4)
     if len(levels) < 4:
-        raise ValueError(f"backbone exposes strides {reductions}; DBNet needs four levels from stride 4")
+        raise InputError(f"backbone exposes strides {reductions}; DBNet needs four levels from stride 4")
     return levels[:4]
 
 
@@ -127,14 +128,14 @@ class DBNet(nn.Module):
         super().__init__()
         check_arch(config.arch)
         if config.decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {config.decoder!r}; expected one of {DECODERS}")
+            raise InputError(f"unknown decoder {config.decoder!r}; expected one of {DECODERS}")
         kwargs, weights, expected = _pretrained_source(config.arch, pretrained, pretrained_path)
         try:
             self.encoder = timm.create_model(config.arch, features_only=True, pretrained=weights is not None,
                                              **kwargs)
         except RuntimeError as err:
             if "features_only" in str(err):
-                raise ValueError(f"backbone {config.arch!r} does not support features_only: {err}") from None
+                raise InputError(f"backbone {config.arch!r} does not support features_only: {err}") from None
             raise
         except OSError as err:  # huggingface_hub's "cannot reach the hub / not in the cache" errors are OSErrors
             if pretrained_path is not None:
@@ -186,7 +187,7 @@ class DBNet(nn.Module):
         else:
             module_names = self.encoder.feature_info.module_name()
             if not 1 <= levels <= len(module_names):
-                raise ValueError(f"freeze levels must be in 0..{len(module_names)} for {self.config.arch}, "
+                raise InputError(f"freeze levels must be in 0..{len(module_names)} for {self.config.arch}, "
                                  f"got {levels}")
             target = module_names[levels - 1]
             target = target if target in names else target.replace(".", "_")  # FeatureListNet flattens the names
@@ -239,7 +240,7 @@ def _check_loaded(encoder: nn.Module, names: set[str], source: str | None) -> No
     """Every encoder tensor (but BatchNorm's step counters) must have come from the weights."""
     missing = [k for k in encoder.state_dict() if not k.endswith("num_batches_tracked") and k not in names]
     if missing:
-        raise ValueError(f"weights from {source} left {len(missing)} encoder tensors unloaded, e.g. {missing[:3]}")
+        raise InputError(f"weights from {source} left {len(missing)} encoder tensors unloaded, e.g. {missing[:3]}")
 
 
 def pad_to_multiple(images: torch.Tensor, stride: int) -> torch.Tensor:

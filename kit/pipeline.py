@@ -14,6 +14,7 @@ import pandas as pd
 import papermill
 
 from kit.compare import SCORES_CSV, comparison_table, run_per_image
+from kit.errors import InputError
 from kit.files import write_csv
 from kit.paths import CHOICE_FILE, OUTPUTS, ROOT
 from kit.presets import REPORT_PRESETS
@@ -46,7 +47,7 @@ def declared_parameters(name: str) -> list[str]:
 
 def _reject_unknown(names: list[str], notebook: str) -> None:
     if names:
-        raise ValueError(f"{notebook}: unknown parameter(s) {sorted(names)} (papermill would ignore them); "
+        raise InputError(f"{notebook}: unknown parameter(s) {sorted(names)} (papermill would ignore them); "
                          f"its parameters: {', '.join(declared_parameters(notebook))}")
 
 
@@ -100,7 +101,7 @@ def reproduce(report: str, data_dir: str = "data/receipts", smoke: bool = False,
     ``train_overrides`` go to notebook 02; ``max_images`` caps the images notebooks 03 and 04 score.
     """
     if report not in REPORT_PRESETS:
-        raise ValueError(f"unknown report {report!r}; the reports' presets are {', '.join(REPORT_PRESETS)}")
+        raise InputError(f"unknown report {report!r}; the reports' presets are {', '.join(REPORT_PRESETS)}")
     name = f"reproduce-{report}{'-smoke' if smoke else ''}"
     out = Path(out_dir) if out_dir else OUTPUTS / name
     train_params = {"arch": "resnet18", "preset": "smoke"} if smoke else {"arch": report, "preset": report}

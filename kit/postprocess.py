@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from kit.errors import InputError
 from kit.geometry import SHRINK_RATIO, clean_polygon, inverse_shrink_distance, offset_polygon, orient_clockwise
 
 #: Contour simplification tolerance, as a fraction of the contour's perimeter.
@@ -46,7 +47,7 @@ class PostprocessConfig:
 
     def __post_init__(self) -> None:
         if self.output not in ("polygon", "quad"):
-            raise ValueError(f"output must be 'polygon' or 'quad', got {self.output!r}")
+            raise InputError(f"output must be 'polygon' or 'quad', got {self.output!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from kit.errors import InputError
 from kit.model import _branch, db_outputs, pad_to_multiple
 
 #: The detector inside the rapidocr wheel, used when no ONNX file is given.
@@ -76,7 +77,7 @@ def load_onnx(path: str | Path):
     try:
         model = onnx.load(str(path))
     except Exception as err:  # onnx raises DecodeError and friends for non-ONNX files
-        raise ValueError(f"{path}: not an ONNX model ({err})") from None
+        raise InputError(f"{path}: not an ONNX model ({err})") from None
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     outputs = list(model.graph.output)
@@ -86,14 +87,14 @@ def load_onnx(path: str | Path):
 
     expected = "one input (N, 3, H, W) and one output (N, 1, H, W), the probability map of a PP-OCR det model"
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(f"{path}: not a DB text detector: {len(inputs)} inputs and {len(outputs)} outputs; "
+        raise InputError(f"{path}: not a DB text detector: {len(inputs)} inputs and {len(outputs)} outputs; "
                          f"expected {expected}")
     shape_in, shape_out = dims(inputs[0]), dims(outputs[0])
     channels_ok = len(shape_out) == 4 and (isinstance(shape_out[1], str) or shape_out[1] == 1)
     if len(shape_in) != 4 or shape_in[1] != 3 or not channels_ok:
-        raise ValueError(f"{path}: not a DB text detector: input {shape_in}, output {shape_out}; expected {expected}")
+        raise InputError(f"{path}: not a DB text detector: input {shape_in}, output {shape_out}; expected {expected}")
     if not any(n.op_type == "Sigmoid" for n in model.graph.node):
-        raise ValueError(f"{path}: not a DB text detector: the graph has no Sigmoid (probability) output")
+        raise InputError(f"{path}: not a DB text detector: the graph has no Sigmoid (probability) output")
     return model
 
 
@@ -163,13 +164,13 @@ def _cut_head(module: fx.GraphModule) -> int:
         return type(modules[node.target]).__name__ if node.op == "call_module" else str(node.target)
 
     if not isinstance(sigmoid, fx.Node) or "Sigmoid" not in kind(sigmoid):
-        raise ValueError(f"the model's output is not a Sigmoid ({kind(sigmoid)}): not a DB probability head")
+        raise InputError(f"the model's output is not a Sigmoid ({kind(sigmoid)}): not a DB probability head")
     node = next((n for n in graph.nodes if n.op == "call_module" and isinstance(modules[n.target], nn.ConvTranspose2d)),
                 None)
     while node is not None and not (node.op == "call_module" and isinstance(modules[node.target], nn.Conv2d)):
         node = next((a for a in node.args if isinstance(a, fx.Node)), None)
     if node is None:
-        raise ValueError("cannot find the DB head (a convolution before transposed convolutions)")
+        raise InputError("cannot find the DB head (a convolution before transposed convolutions)")
     features = node.args[0]
     conv = modules[node.target]
     output.args = ((features, sigmoid.args[0]),)

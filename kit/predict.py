@@ -34,6 +34,7 @@ from kit.checkpoint import Checkpoint
 from kit.cli import run_cli
 from kit.data import ImageRecord, Word, image_records, read_image, to_json_doc
 from kit.dataset import build_transform, letterbox, letterbox_size
+from kit.errors import InputError
 from kit.files import write_text
 from kit.metric import CLEvalAccumulator, ImageResult
 from kit.postprocess import PostprocessConfig, postprocess
@@ -60,10 +61,10 @@ class Predictor:
                  weights: Sequence[float] | None = None, tta: str | Sequence[str] | None = None,
                  frame_size: int | None = None, device: str | torch.device = "cpu", precision: str = "fp32"):
         if not models or len(eval_sizes) != len(models):
-            raise ValueError("give at least one model, and one evaluation size per model")
+            raise InputError("give at least one model, and one evaluation size per model")
         weights = list(weights) if weights is not None else [1.0] * len(models)
         if len(weights) != len(models) or sum(weights) <= 0:
-            raise ValueError(f"{len(weights)} weights for {len(models)} models")
+            raise InputError(f"{len(weights)} weights for {len(models)} models")
         self.models = [m.eval() for m in models]
         self.eval_sizes = [int(s) for s in eval_sizes]
         self.weights = [w / sum(weights) for w in weights]
@@ -79,7 +80,7 @@ class Predictor:
              config: PostprocessConfig | None = None, device: str | None = None, precision: str = "fp32") -> Predictor:
         """Checkpoints (each with its own backbone and evaluation size); the first one's postprocess settings."""
         if not checkpoints:
-            raise ValueError("give at least one checkpoint")
+            raise InputError("give at least one checkpoint")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         loaded = [Checkpoint.load(c, device) for c in checkpoints]
         return cls([c.build_model(device) for c in loaded], [c.eval_size for c in loaded],

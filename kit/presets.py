@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kit.errors import InputError
+
 REPORT_RECIPE: dict[str, Any] = {
     "pretrained": True,
     "optimizer": "adam",
@@ -69,5 +71,5 @@ ARCH_PRESETS = {"ppocr_det": "ppocr_cpu", "tf_efficientnet_lite0": "lite0_cpu"}
 def preset(name: str) -> dict[str, Any]:
     """A copy of preset ``name``; unknown names list the known ones."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return {k: (list(map(list, v)) if k == "schedule" else v) for k, v in PRESETS[name].items()}

@@ -27,6 +27,7 @@ from typing import Any, Mapping, Union
 import numpy as np
 import pandas as pd
 
+from kit.errors import InputError
 from kit.metric import DatasetResult, ImageResult
 
 SCORES = ("precision", "recall", "hmean")
@@ -49,9 +50,9 @@ def per_image_scores(source: PerImage) -> pd.DataFrame:
     table = source.set_index("image") if "image" in source.columns else source
     missing = [s for s in SCORES if s not in table.columns]
     if missing:
-        raise ValueError(f"per-image scores need columns {list(SCORES)}; missing {missing}")
+        raise InputError(f"per-image scores need columns {list(SCORES)}; missing {missing}")
     if table.index.has_duplicates:
-        raise ValueError(f"image {table.index[table.index.duplicated()][0]!r} is listed twice")
+        raise InputError(f"image {table.index[table.index.duplicated()][0]!r} is listed twice")
     out = table[list(SCORES)].astype(float)
     out.index = out.index.astype(str)
     out.index.name = "image"
@@ -68,7 +69,7 @@ def _read_per_image(path: Path) -> pd.DataFrame:
         return pd.DataFrame.from_dict({k: {s: v[s] for s in SCORES} for k, v in doc["per_image"].items()},
                                       orient="index")
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not per-image scores (python -m kit.metric --per-image writes them): "
+        raise InputError(f"{path}: not per-image scores (python -m kit.metric --per-image writes them): "
                          f"{type(err).__name__} {err}") from None
 
 
@@ -78,10 +79,10 @@ def paired_scores(a: PerImage, b: PerImage) -> tuple[pd.DataFrame, pd.DataFrame]
     only_a, only_b = a.index.difference(b.index), b.index.difference(a.index)
     if len(only_a) or len(only_b):
         example = (only_a if len(only_a) else only_b)[0]
-        raise ValueError(f"a paired comparison needs the same images: {len(only_a)} only in A, {len(only_b)} only "
+        raise InputError(f"a paired comparison needs the same images: {len(only_a)} only in A, {len(only_b)} only "
                          f"in B (e.g. {example!r})")
     if not len(a):
-        raise ValueError("no images to compare")
+        raise InputError("no images to compare")
     a = a.sort_index()  # one order whatever the inputs', so a seed gives the same numbers
     return a, b.loc[a.index]
 
@@ -154,7 +155,7 @@ def paired_bootstrap(a: PerImage, b: PerImage, n_resamples: int = 10_000, seed: 
                      names: tuple[str, str] = ("A", "B")) -> PairedComparison:
     """B - A on the same images, with a percentile bootstrap interval over images; same seed, same numbers."""
     if not 0 < confidence < 1 or n_resamples < 1:
-        raise ValueError("confidence must lie in (0, 1) and n_resamples be at least 1")
+        raise InputError("confidence must lie in (0, 1) and n_resamples be at least 1")
     a_scores, b_scores = paired_scores(a, b)
     delta = (b_scores - a_scores).to_numpy()
     samples = _resample_means(delta, n_resamples, np.random.default_rng(seed))
@@ -202,7 +203,7 @@ def split_masks(n_images: int, n_splits: int, public_fraction: float = 0.5, seed
     """``n_splits`` random public halves as boolean rows (round(n * fraction) public images each)."""
     n_public = int(round(n_images * public_fraction))
     if not 0 < n_public < n_images:
-        raise ValueError(f"a split of {n_images} images at {public_fraction} leaves a half empty")
+        raise InputError(f"a split of {n_images} images at {public_fraction} leaves a half empty")
     base = np.zeros((n_splits, n_images), bool)
     base[:, :n_public] = True
     return np.random.default_rng(seed).permuted(base, axis=1)
@@ -256,11 +257,11 @@ def against_baseline(sets: Mapping[str, PerImage], baseline: str | None = None, 
     public and the private half of a leaderboard split of these images. Indexed by set name, in order."""
     scores = {name: per_image_scores(source) for name, source in sets.items()}
     if not scores:
-        raise ValueError("no prediction sets to compare")
+        raise InputError("no prediction sets to compare")
     means = {name: table.mean() for name, table in scores.items()}
     baseline = baseline if baseline is not None else max(means, key=lambda name: means[name]["hmean"])
     if baseline not in scores:
-        raise ValueError(f"baseline {baseline!r} is not one of {list(scores)}")
+        raise InputError(f"baseline {baseline!r} is not one of {list(scores)}")
     rows = {}
     for name, table in scores.items():
         row: dict[str, Any] = {k: float(means[name][k]) for k in SCORES}

@@ -13,16 +13,17 @@ import torch
 
 from kit.checkpoint import Checkpoint
 from kit.cli import run_cli
+from kit.errors import InputError
 
 
 def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
     """Average the float weights of ``paths`` (same model config) into ``out``; evaluate it like any checkpoint."""
     if not paths:
-        raise ValueError("give at least one checkpoint to average")
+        raise InputError("give at least one checkpoint to average")
     members = [Checkpoint.load(p) for p in paths]
     for path, member in zip(paths[1:], members[1:]):
         if not soupable([members[0], member]):
-            raise ValueError(f"{path}: model {member.model_config} differs from {paths[0]}: {members[0].model_config}")
+            raise InputError(f"{path}: model {member.model_config} differs from {paths[0]}: {members[0].model_config}")
     return soup(members, paths).save(out)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from kit.cli import run_cli
 from kit.data import ImageRecord, Word, image_records, read_annotations
+from kit.errors import InputError
 from kit.files import atomic_path
 from kit.metric import Boxes, aspect_ratio
 
@@ -55,7 +56,7 @@ def write_submission(predictions: Sequence[ImageRecord], order: Sequence[str], p
     by_name = {r.name: r for r in predictions}
     unknown = sorted(set(by_name) - set(order))
     if unknown:
-        raise ValueError(f"{len(unknown)} predicted images are not test images, e.g. {unknown[0]!r}")
+        raise InputError(f"{len(unknown)} predicted images are not test images, e.g. {unknown[0]!r}")
     path = Path(path)
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

@@ -42,6 +42,7 @@ from kit.checkpoint import Checkpoint
 from kit.cli import parse_overrides, run_cli
 from kit.data import ImageRecord, folds_file, load_split, resolve_data_dir, split_by_fold
 from kit.dataset import AugConfig, TextDetectionDataset
+from kit.errors import InputError, NonFiniteLoss
 from kit.files import append_row, write_csv, write_text
 from kit.loss import LossConfig, db_loss
 from kit.metric import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
@@ -130,24 +131,24 @@ class TrainConfig:
             if isinstance(value, dict):
                 setattr(self, name, cls(**value))
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+            raise InputError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+            raise InputError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
         if (self.freeze_levels or self.freeze_epochs) and self.arch == PPOCR_ARCH:
-            raise ValueError("freeze_levels / freeze_epochs apply to timm backbones; ppocr_det is one graph")
+            raise InputError("freeze_levels / freeze_epochs apply to timm backbones; ppocr_det is one graph")
         if self.freeze_levels < 0 or self.freeze_epochs < 0:
-            raise ValueError(f"freeze_levels and freeze_epochs must be >= 0, got {self.freeze_levels}, "
+            raise InputError(f"freeze_levels and freeze_epochs must be >= 0, got {self.freeze_levels}, "
                              f"{self.freeze_epochs}")
         if self.lr_interval not in LR_INTERVALS:
-            raise ValueError(f"lr_interval must be one of {list(LR_INTERVALS)}, got {self.lr_interval!r}")
+            raise InputError(f"lr_interval must be one of {list(LR_INTERVALS)}, got {self.lr_interval!r}")
         if self.pretrained_lr_scale <= 0:
-            raise ValueError(f"pretrained_lr_scale must be > 0 (freeze instead of 0), got {self.pretrained_lr_scale}")
+            raise InputError(f"pretrained_lr_scale must be > 0 (freeze instead of 0), got {self.pretrained_lr_scale}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+            raise InputError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
         if self.shrink_ratio_end is not None and not 0.0 < self.shrink_ratio_end < 1.0:
-            raise ValueError(f"shrink_ratio_end must be in (0, 1) or None, got {self.shrink_ratio_end}")
+            raise InputError(f"shrink_ratio_end must be in (0, 1) or None, got {self.shrink_ratio_end}")
         if not self.schedule or self.schedule[0][0] != 0:
-            raise ValueError(f"schedule must start at epoch 0, e.g. [[0, 640], [4, 960]]; got {self.schedule}")
+            raise InputError(f"schedule must start at epoch 0, e.g. [[0, 640], [4, 960]]; got {self.schedule}")
 
     @property
     def final_size(self) -> int:
@@ -169,7 +170,7 @@ def resolve_config(preset: str | None = None, **overrides: Any) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        raise InputError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
     for key, value in overrides.items():
         if value is None:
             continue
@@ -193,7 +194,7 @@ def merge_settings(named: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     setting given both ways (named and not None) is an error rather than one silently winning."""
     both = sorted(k for k in overrides if named.get(k) is not None)
     if both:
-        raise ValueError(f"{both} set both as parameters and in overrides; set each once")
+        raise InputError(f"{both} set both as parameters and in overrides; set each once")
     return {**named, **overrides}
 
 
@@ -275,7 +276,7 @@ def zero_shot_checkpoint(config: TrainConfig) -> Checkpoint:
     """A pretrained model saved untrained, with ``config``'s postprocess and evaluation size, so that the
     notebooks, ensembles and the submission treat a zero-shot detector like any trained checkpoint."""
     if not (config.pretrained or config.pretrained_path):
-        raise ValueError(f"{config.arch}: a zero-shot checkpoint needs pretrained weights (pretrained=True or "
+        raise InputError(f"{config.arch}: a zero-shot checkpoint needs pretrained weights (pretrained=True or "
                          "pretrained_path=FILE); random weights detect nothing")
     model = model_for(config).eval()
     return Checkpoint(model.state_dict(), model.config, config.postprocess, config.final_size,
@@ -472,10 +473,6 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
     return {**{key: value / max(steps, 1) for key, value in sums.items()}, "skipped_steps": skipped}
 
 
-class NonFiniteLoss(FloatingPointError):
-    """A NaN or inf loss: the run stops there, its last checkpoint intact."""
-
-
 @dataclass
 class EarlyStopping:
     """The reports' rule: stop after ``patience`` epochs without a better val H-mean (never val loss)."""
@@ -521,7 +518,7 @@ def _start_run(config: TrainConfig, resume: Path | str | None, runtime: Runtime,
     if resume is not None:
         resumed = Checkpoint.load(resume, runtime.device)
         if resumed.training_state is None or resumed.train_config is None:
-            raise ValueError(f"{resume}: holds no training state (a soup?); resume from a run's last.ckpt")
+            raise InputError(f"{resume}: holds no training state (a soup?); resume from a run's last.ckpt")
         return TrainConfig(**resumed.train_config), Path(resume).resolve().parent.parent, resumed
     run_dir = _new_run_dir(config)
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))

@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from kit.errors import InputError
+
 #: Each view's transform of the image and its inverse on the probability map.
 _TRANSFORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
     "identity": (lambda a: a, lambda a: a),
@@ -45,12 +47,12 @@ def parse_tta(spec: str | Sequence[str] | None) -> list[View]:
             try:
                 scale = float(item.split("=", 1)[1])
             except ValueError:
-                raise ValueError(f"TTA view {item!r}: the scale must be a number, e.g. scale=0.9") from None
+                raise InputError(f"TTA view {item!r}: the scale must be a number, e.g. scale=0.9") from None
             if scale <= 0:
-                raise ValueError(f"TTA view {item!r}: the scale must be positive")
+                raise InputError(f"TTA view {item!r}: the scale must be positive")
             views.append(View(scale=scale))
         elif item in VIEW_NAMES:
             views.append(View(item))
         elif item != "identity":
-            raise ValueError(f"unknown TTA view {item!r}; use {', '.join(VIEW_NAMES)} or scale=<factor>")
+            raise InputError(f"unknown TTA view {item!r}; use {', '.join(VIEW_NAMES)} or scale=<factor>")
     return list(dict.fromkeys(views))

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from kit.errors import InputError
+
 
 @dataclass(frozen=True)
 class WheelWeights:
@@ -86,11 +88,11 @@ def wheel_state_dict(arch: str) -> dict[str, torch.Tensor]:
     source = _tensors(torch.load(path, map_location="cpu", weights_only=True))
     target = _tensors(timm.create_model(arch, pretrained=False).state_dict())
     if len(source) != len(target):
-        raise ValueError(f"{path}: {len(source)} tensors, timm's {arch} has {len(target)}; not its weights")
+        raise InputError(f"{path}: {len(source)} tensors, timm's {arch} has {len(target)}; not its weights")
     mapped = {}
     for (name, tensor), (timm_name, expected) in zip(source, target):
         if tensor.shape != expected.shape:
-            raise ValueError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, timm's {arch}.{timm_name} "
+            raise InputError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, timm's {arch}.{timm_name} "
                              f"expects {tuple(expected.shape)}; not its weights")
         mapped[timm_name] = tensor
     return mapped

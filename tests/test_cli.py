@@ -86,3 +86,24 @@ def test_soup_command(tiny_checkpoint: Path, tmp_path: Path) -> None:
               str(tmp_path / "soup.ckpt"))
     assert out.returncode == 0 and "averaged 2 checkpoints" in out.stdout
     assert len(Checkpoint.load(tmp_path / "soup.ckpt").soup_of) == 2
+
+
+def test_only_input_errors_are_one_line_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    import kit.cli as cli
+    from kit.errors import InputError
+
+    def bad_input(argv: list[str]) -> None:
+        raise InputError("data/x: no split 'tets'")
+
+    monkeypatch.setattr(cli, "main", bad_input)
+    with pytest.raises(SystemExit) as stopped:
+        cli.run_cli("train", [])
+    assert stopped.value.code == 2 and "error: data/x: no split 'tets'" in capsys.readouterr().err
+
+    def bug(argv: list[str]) -> None:
+        raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
+
+    monkeypatch.setattr(cli, "main", bug)
+    with pytest.raises(ValueError, match="broadcast"):
+        cli.run_cli("train", [])
