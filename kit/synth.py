@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +27,8 @@ from tqdm import tqdm
 
 from kit.cli import run_cli
 from kit.data import SPLITS, ImageRecord, Word, split_paths, write_annotations
+from kit.errors import InputError
+from kit.files import write_text
 from kit.paths import SYNTH_COUNTS
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -219,10 +222,22 @@ def _render_file(args: tuple[int, int, int, Path]) -> tuple[int, int, list[str],
 
 
 def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] | None = None, seed: int = 0,
-                     workers: int | None = None) -> Path:
-    """Write a synthetic dataset in the competition layout (test JSON without words) and a manifest."""
+                     workers: int | None = None, overwrite: bool = False) -> Path:
+    """Write a synthetic dataset in the competition layout (test JSON without words) and a manifest.
+
+    A folder that already holds files is never written into; with ``overwrite`` a synthetic set the kit made
+    (it has the manifest) is replaced, anything else still refused.
+    """
     counts = dict(SYNTH_COUNTS if counts is None else counts)
     out_dir = Path(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} already holds files; the kit does not write into it: choose an empty "
+                                  f"folder, or replace a synthetic set with python -m kit synth --out {out_dir} "
+                                  "--overwrite")
+        if not (out_dir / MANIFEST).is_file():
+            raise FileExistsError(f"{out_dir} is not a synthetic set made by the kit (no {MANIFEST}); not replacing it")
+        shutil.rmtree(out_dir)
     workers = workers or min(4, os.cpu_count() or 1)
     for split, n in counts.items():
         json_path, image_dir = split_paths(out_dir, split)
@@ -239,23 +254,37 @@ def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] 
             ]
             records.append(ImageRecord(path.name, path, w, h, words))
         write_annotations(records, json_path)
-    (out_dir / MANIFEST).write_text(json.dumps({"seed": seed, "counts": counts}), encoding="utf-8")
+    write_text(out_dir / MANIFEST, json.dumps({"seed": seed, "counts": counts}))  # last: marks the set complete
     return out_dir
 
 
 def ensure_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] | None = None, seed: int = 0) -> Path:
-    """The synthetic dataset at ``out_dir``, generated only if missing or made with other settings."""
+    """The synthetic dataset at ``out_dir``, generated when the folder is missing or empty.
+
+    A folder holding anything else (a set made with other settings, a user's files) is never regenerated: it is
+    an error that says how to rebuild it.
+    """
     out_dir = Path(out_dir)
     wanted = {"seed": seed, "counts": dict(SYNTH_COUNTS if counts is None else counts)}
     manifest = out_dir / MANIFEST
-    if manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")) == wanted:
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return generate_dataset(out_dir, wanted["counts"], seed)
+    found = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
+    if found == wanted:
         return out_dir
-    return generate_dataset(out_dir, wanted["counts"], seed)
+    if found is None:  # a user's files, or a generation killed before its manifest: not the kit's to delete
+        raise InputError(f"{out_dir} holds files but no {MANIFEST}, not the synthetic set asked for ({wanted}); the "
+                         "kit does not overwrite it: move or delete it, then run again")
+    sizes = " ".join(f"--{k} {v}" for k, v in wanted["counts"].items())
+    raise InputError(f"{out_dir} holds a synthetic set made with {found}, not the one asked for ({wanted}); the kit "
+                     f"does not overwrite it. Rebuild it with python -m kit synth --out {out_dir} {sizes} --seed "
+                     f"{seed} --overwrite, or move it away")
 
 
 def command(args: argparse.Namespace) -> None:
     """``python -m kit synth``: write the dataset and say where."""
-    out = generate_dataset(args.out, {split: getattr(args, split) for split in SYNTH_COUNTS}, args.seed)
+    out = generate_dataset(args.out, {split: getattr(args, split) for split in SYNTH_COUNTS}, args.seed,
+                           overwrite=args.overwrite)
     print(f"synthetic dataset written to {out}")
 
 

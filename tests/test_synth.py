@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from kit.data import load_split
-from kit.synth import generate_dataset, render_receipt
+from kit.errors import InputError
+from kit.synth import MANIFEST, ensure_dataset, generate_dataset, render_receipt
 from tests.conftest import TINY_COUNTS
 
 
@@ -63,3 +64,25 @@ def test_polygons_tightly_cover_their_glyphs(seed: int) -> None:
         # scaled down, so one edge may sit up to ~2.5 px from the *labelled* ink; typical edges touch it.
         assert (dist.min(axis=0) < 3.0).all(), f"word {k}: an edge is {dist.min(axis=0).max():.2f} px from any ink"
     assert np.median(gaps) < 0.8
+
+
+def test_a_dataset_folder_is_never_regenerated_or_overwritten(tmp_path: Path) -> None:
+    small = {"val": 1}
+    made = ensure_dataset(tmp_path / "synth", small)  # missing: generated
+    manifest = (made / MANIFEST).read_text()
+    assert ensure_dataset(made, small) == made and (made / MANIFEST).read_text() == manifest
+    with pytest.raises(InputError, match=r"holds a synthetic set made with .* kit synth --out .* --overwrite"):
+        ensure_dataset(made, {"val": 2})  # stale: reported, not rebuilt
+    assert len(list((made / "images" / "val").iterdir())) == 1
+    mine = tmp_path / "mine"
+    (mine / "images").mkdir(parents=True)
+    (mine / "images" / "photo.jpg").write_bytes(b"a user's file")
+    with pytest.raises(InputError, match="files but no"):
+        ensure_dataset(mine, small)
+    with pytest.raises(FileExistsError, match="does not write into it"):
+        generate_dataset(made, small, workers=1)
+    with pytest.raises(FileExistsError, match="not a synthetic set made by the kit"):
+        generate_dataset(mine, small, workers=1, overwrite=True)
+    assert (mine / "images" / "photo.jpg").read_bytes() == b"a user's file"
+    generate_dataset(made, {"val": 2}, workers=1, overwrite=True)
+    assert len(list((made / "images" / "val").iterdir())) == 2
