@@ -55,6 +55,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from kit.cli import run_cli
 from kit.errors import InputError
+from kit.workers import pool_context
 
 EPS32 = float(np.finfo(np.float32).eps)
 MAX_CHARS = 100
@@ -505,7 +506,7 @@ def evaluate(gt: Mapping[str, Sequence[np.ndarray]], pred: Mapping[str, Sequence
     config = config or CLEvalConfig()
     jobs = [(name, list(polys), list(pred.get(name, [])), config) for name, polys in gt.items()]
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
             per_image = dict(pool.map(_evaluate_item, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
     else:
         with _cyclic_gc_paused():

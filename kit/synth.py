@@ -30,6 +30,7 @@ from kit.data import SPLITS, ImageRecord, Word, split_paths, write_annotations
 from kit.errors import InputError
 from kit.files import write_text
 from kit.paths import SYNTH_COUNTS
+from kit.workers import pool_context
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 BODY_FONTS = ("DejaVuSansMono.ttf", "DejaVuSans.ttf", "DejaVuSerif.ttf")
@@ -243,7 +244,7 @@ def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] 
         json_path, image_dir = split_paths(out_dir, split)
         image_dir.mkdir(parents=True, exist_ok=True)
         jobs = [(seed, SPLITS.index(split), i, image_dir / f"synth_{split}_{i:04d}.jpg") for i in range(n)]
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
             results = list(tqdm(pool.map(_render_file, jobs, chunksize=4), total=n, desc=f"synth {split}"))
         records = []
         for (_, _, _, path), (w, h, texts, quads) in zip(jobs, results):

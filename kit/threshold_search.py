@@ -9,7 +9,6 @@ prefix of one list. Each (thresh, unclip) pair is postprocessed once per image a
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -21,6 +20,7 @@ from kit.data import ImageRecord, read_image
 from kit.metric import CLEvalConfig, ImageResult, aggregate, evaluate_image
 from kit.postprocess import PostprocessConfig, polygons_from_regions, postprocess, score_regions
 from kit.predict import Predictor
+from kit.workers import pool_context
 
 
 @dataclass
@@ -47,8 +47,13 @@ def cache_maps(predictor: Predictor, records: Sequence[ImageRecord], progress: b
 _JOBS: dict[str, object] = {}
 
 
+def _set_jobs(jobs: dict[str, object]) -> None:
+    """A worker's start: the cached maps and the grid, sent once per worker rather than once per image."""
+    _JOBS.update(jobs)
+
+
 def _search_image(index: int) -> list[tuple[tuple[float, float, float], object]]:
-    """Every grid setting on one cached image (runs in a forked worker that inherits the cache)."""
+    """Every grid setting on one cached image (in this process or a pool worker holding the same ``_JOBS``)."""
     item: CachedMap = _JOBS["maps"][index]
     base: PostprocessConfig = _JOBS["base"]
     out = []
@@ -67,13 +72,14 @@ def threshold_search(maps: Sequence[CachedMap], thresholds: Sequence[float], box
                      unclip_ratios: Sequence[float | None] = (2.0,), base: PostprocessConfig | None = None,
                      workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """CLEval (mean over images) for every setting, best H-mean first."""
-    _JOBS.update(maps=list(maps), base=base or PostprocessConfig(), thresholds=list(thresholds),
-                 box_thresholds=sorted(box_thresholds), unclips=list(unclip_ratios), metric=CLEvalConfig())
+    jobs = {"maps": list(maps), "base": base or PostprocessConfig(), "thresholds": list(thresholds),
+            "box_thresholds": sorted(box_thresholds), "unclips": list(unclip_ratios), "metric": CLEvalConfig()}
+    _set_jobs(jobs)
     per_setting: dict[tuple, dict[str, object]] = {}
     indices = range(len(maps))
     try:
         if workers > 1:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with pool_context([__name__]).Pool(workers, initializer=_set_jobs, initargs=(jobs,)) as pool:
                 results = list(tqdm(pool.imap(_search_image, indices), total=len(maps), desc="search",
                                     disable=not progress))
         else:
