@@ -519,7 +519,10 @@ def _start_run(config: TrainConfig, resume: Path | str | None, runtime: Runtime,
         resumed = Checkpoint.load(resume, runtime.device)
         if resumed.training_state is None or resumed.train_config is None:
             raise InputError(f"{resume}: holds no training state (a soup?); resume from a run's last.ckpt")
-        return TrainConfig(**resumed.train_config), Path(resume).resolve().parent.parent, resumed
+        run_dir = Path(resume).resolve().parent.parent
+        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a save killed midway left its temporary behind
+            stale.unlink(missing_ok=True)
+        return TrainConfig(**resumed.train_config), run_dir, resumed
     run_dir = _new_run_dir(config)
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
     if checkpoints and not overwrite:
@@ -670,8 +673,9 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
             if previous_best and previous_best != best_path:
                 Path(previous_best).unlink(missing_ok=True)
             write_csv(per_image_scores(scores), run_dir / VAL_PER_IMAGE)
-        checkpoint.save(ckpt_dir / "last.ckpt")
+        # the curve before last.ckpt: a kill between them makes the resumed run redo (and rewrite) this epoch
         write_csv(pd.DataFrame(history), run_dir / "metrics.csv", index=False)
+        checkpoint.save(ckpt_dir / "last.ckpt")
         logger.epoch(row)
         logger.info(json.dumps(row))
 
