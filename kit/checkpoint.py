@@ -9,8 +9,9 @@ under ``model``, the training state at top level) still load.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,14 @@ import torch
 from torch import nn
 
 from kit.errors import InputError
-from kit.files import atomic_path
+from kit.files import atomic_path, write_bytes
 from kit.model import ModelConfig, model_from_config
+from kit.paths import OUTPUTS
 from kit.postprocess import PostprocessConfig
 
 FORMAT = 2
+#: Where a checkpoint's embedded ONNX graph is written when its own file is not on this machine (by content hash).
+GRAPH_CACHE = OUTPUTS / ".cache" / "onnx"
 
 
 @dataclass
@@ -45,6 +49,9 @@ class Checkpoint:
     train_config: dict[str, Any] | None = None
     soup_of: list[str] = field(default_factory=list)
     training_state: dict[str, Any] | None = None
+    #: A PP-OCR detector converted from a file of its own (not the bundled one): that ONNX file's bytes, so the
+    #: checkpoint rebuilds on a machine without the file. Filled when saved.
+    graph: bytes | None = None
 
     @property
     def arch(self) -> str:
@@ -64,12 +71,14 @@ class Checkpoint:
     def save(self, path: Path | str) -> Path:
         """Write the checkpoint atomically (a kill mid-save leaves the previous file intact)."""
         path = Path(path)
+        source = self.model_config.source
+        graph = self.graph if self.graph is not None or not source else Path(source).read_bytes()
         with atomic_path(path) as tmp:
             torch.save({"format": FORMAT, "weights": self.weights, "model_config": self.model_config.to_dict(),
                         "postprocess": self.postprocess.to_dict(), "eval_size": self.eval_size, "run": self.run,
                         "epoch": self.epoch, "val": self.val, "history": self.history,
                         "train_config": self.train_config, "soup_of": self.soup_of,
-                        "training_state": self.training_state}, tmp)
+                        "training_state": self.training_state, "graph": graph}, tmp)
         return path
 
     @classmethod
@@ -100,8 +109,25 @@ class Checkpoint:
                 training["best_path"] = best["path"]
             state = {**state, "weights": state["model"], "training_state": training or None,
                      "run": (state.get("train_config") or {}).get("run_name")}
-        return cls(weights=state["weights"], model_config=ModelConfig(**state["model_config"]),
+        model_config = _with_local_graph(ModelConfig(**state["model_config"]), state.get("graph"))
+        return cls(weights=state["weights"], model_config=model_config,
                    postprocess=PostprocessConfig(**state["postprocess"]), eval_size=state["eval_size"],
                    run=state.get("run"), epoch=state.get("epoch"), val=state.get("val") or {},
                    history=state.get("history") or [], train_config=state.get("train_config"),
-                   soup_of=state.get("soup_of") or [], training_state=state.get("training_state"))
+                   soup_of=state.get("soup_of") or [], training_state=state.get("training_state"),
+                   graph=state.get("graph"))
+
+
+def _with_local_graph(config: ModelConfig, graph: bytes | None) -> ModelConfig:
+    """``config`` with ``source`` pointing at a file on this machine holding ``graph``: its own path when that file
+    is there with the same bytes, else the embedded graph written to :data:`GRAPH_CACHE`."""
+    if graph is None or not config.source:
+        return config
+    digest = hashlib.sha256(graph).hexdigest()
+    source = Path(config.source)
+    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() == digest:
+        return config
+    cached = GRAPH_CACHE / f"{digest}.onnx"
+    if not cached.is_file():
+        write_bytes(cached, graph)
+    return replace(config, source=str(cached))

@@ -48,6 +48,13 @@ def write_text(path: Path | str, text: str) -> Path:
     return Path(path)
 
 
+def write_bytes(path: Path | str, data: bytes) -> Path:
+    """``path.write_bytes(data)``, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def write_csv(table: pd.DataFrame, path: Path | str, **options: Any) -> Path:
     """``table.to_csv(path, **options)``, atomically."""
     with atomic_path(path) as tmp:

@@ -91,6 +91,28 @@ def test_the_pretrained_lr_group_is_the_converted_graph(detector: torch.nn.Modul
     assert len(parameter_groups(without_head, resolve_config("ppocr_cpu", pretrained_lr_scale=0.1))) == 1
 
 
+def test_a_checkpoint_of_its_own_onnx_file_rebuilds_where_that_file_is_absent(
+        detector: torch.nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A teammate's machine lacks the ONNX file the detector was converted from: the checkpoint carries it."""
+    import kit.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "GRAPH_CACHE", tmp_path / "cache")
+    own = tmp_path / "mine" / "det.onnx"
+    own.parent.mkdir()
+    own.write_bytes(bundled_onnx_path().read_bytes())
+    model = build_model(PPOCR_ARCH, pretrained_path=own).eval()
+    path = Checkpoint(model.state_dict(), model.config, PostprocessConfig(), 640).save(tmp_path / "det.ckpt")
+    assert Checkpoint.load(path).model_config.source == str(own.resolve())  # the file is here: used as it is
+    own.unlink()
+    loaded = Checkpoint.load(path)
+    assert Path(loaded.model_config.source).parent == tmp_path / "cache"
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(loaded.build_model()(x)["prob"], model(x)["prob"])
+    assert Checkpoint.load(loaded.save(tmp_path / "copy.ckpt")).graph == loaded.graph
+    bundled = Checkpoint(detector.state_dict(), detector.config, PostprocessConfig(), 640)
+    assert Checkpoint.load(bundled.save(tmp_path / "bundled.ckpt")).graph is None  # rapidocr ships it everywhere
+
+
 def test_pretrained_false_gives_random_weights(detector: torch.nn.Module) -> None:
     scratch = build_model(PPOCR_ARCH, pretrained=False)
     first = next(iter(detector.body.parameters()))
