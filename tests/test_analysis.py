@@ -126,6 +126,23 @@ def test_sweep_runs_reports_failures_and_resumes(synth_dir: Path, tmp_path: Path
     assert "weight_decay=8e-05" in out and "baseline" in out
 
 
+def test_a_sweep_member_killed_part_way_resumes_its_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member whose run folder already holds a last.ckpt (killed, or failed after an epoch) continues it."""
+    import kit.sweep as sweep
+
+    given: dict[str, dict] = {}
+
+    def record(notebook: str, out: Path, params: dict, **options) -> None:
+        given[params["run_name"]] = params
+
+    monkeypatch.setattr(sweep, "run_notebook", record)
+    last = tmp_path / "sweep" / "runs" / "lr=0.001_seed=0" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"")
+    run_sweep({"lr": [1e-3, 1e-4]}, seeds=[0], out_dir=tmp_path / "sweep")
+    assert given["lr=0.001_seed=0"]["resume"] == str(last) and "resume" not in given["lr=0.0001_seed=0"]
+
+
 @pytest.mark.slow
 def test_reproduce_smoke_runs_the_sequence(synth_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "repro"
