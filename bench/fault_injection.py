@@ -5,9 +5,9 @@ Run from the project root: ``python -m bench.fault_injection [--trials 20] [--se
 thread, no loader workers, so the loop is deterministic) is trained once uninterrupted as the
 reference. Each trial starts it again, kills the process with SIGKILL at a random moment of its
 run time, notes whether the kill landed inside a checkpoint save (its temporary file was left
-behind), then resumes from ``last.ckpt`` (or starts afresh when no epoch had finished) until the
-run ends, and compares the learning curve and the final weights with the reference, bitwise.
-Writes ``bench/results/fault_injection.md``.
+behind), then resumes from ``last.ckpt`` (or, when no epoch had finished, starts again with
+``--overwrite``, as the kit's refusal says) until the run ends, and compares the learning curve
+and the final weights with the reference, bitwise. Writes ``bench/results/fault_injection.md``.
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ def main() -> None:
             in_save = any(checkpoints.glob(".*.tmp")) if checkpoints.is_dir() else False
             last = checkpoints / "last.ckpt"
             epoch = Checkpoint.load(last).epoch if last.is_file() else None
-            again = command(data, out, run, resume=last if last.is_file() else None)
+            # no last.ckpt: no epoch finished (a kill between the first best checkpoint and last.ckpt leaves only
+            # the former), so the run starts again, replacing its folder as the kit's message says
+            again = command(data, out, run, resume=last if last.is_file() else None) + (
+                [] if last.is_file() else ["--overwrite"])
             finished = subprocess.run(again, env=ENV, capture_output=True, text=True, cwd=ROOT)
             ok, diff = False, float("nan")
             if finished.returncode == 0:
@@ -97,8 +100,8 @@ def main() -> None:
         f"- run: preset `smoke` (ResNet-18), 3 epochs of 4 synthetic receipts at 128/160 px, one thread, no loader "
         f"workers; uninterrupted it takes {duration:.0f} s (process start included)",
         f"- {args.trials} trials, each killed (SIGKILL) at a uniformly random moment of that time, then resumed from "
-        "`last.ckpt` (afresh when no epoch had finished) to the end; equal = the learning curve and every final "
-        "weight bitwise equal to the uninterrupted run's",
+        "`last.ckpt` (afresh with `--overwrite` when no epoch had finished) to the end; equal = the learning curve "
+        "and every final weight bitwise equal to the uninterrupted run's",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores; command: "
         f"`python -m bench.fault_injection {' '.join(sys.argv[1:])}`",
         "",

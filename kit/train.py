@@ -527,10 +527,12 @@ def _start_run(config: TrainConfig, resume: Path | str | None, runtime: Runtime,
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
     if checkpoints and not overwrite:
         last = run_dir / "checkpoints" / "last.ckpt"
+        how = (f"continue it with resume={str(last)!r} (python -m kit train --resume {last}), "
+               if last.is_file() else "it has no last.ckpt to resume (stopped during its first epoch's saves); ")
         raise FileExistsError(
-            f"run folder {run_dir} already holds a run ({', '.join(p.name for p in checkpoints)}); continue it with "
-            f"resume={str(last)!r} (python -m kit train --resume {last}), choose another run_name, or replace it on "
-            "purpose with overwrite=True (python -m kit train --overwrite; notebook 02: -p overwrite True)")
+            f"run folder {run_dir} already holds a run ({', '.join(p.name for p in checkpoints)}); {how}choose "
+            "another run_name, or replace it on purpose with overwrite=True (python -m kit train --overwrite; "
+            "notebook 02: -p overwrite True)")
     if runtime.main and run_dir.exists():
         if checkpoints:
             warnings.warn(f"overwrite: replacing the run in {run_dir} ({len(checkpoints)} checkpoints)", stacklevel=3)

@@ -295,6 +295,9 @@ def test_a_run_name_with_checkpoints_is_never_replaced_unasked(synth_dir: Path, 
     with pytest.warns(UserWarning, match="overwrite: replacing the run"):
         again = train(tiny(synth_dir, tmp_path, epochs=1, run_name="night"), progress=False, overwrite=True)
     assert again.run_dir == first.run_dir and again.last_checkpoint.is_file()
+    again.last_checkpoint.unlink()  # as a kill between the first best checkpoint and last.ckpt leaves it
+    with pytest.raises(FileExistsError, match="no last.ckpt to resume"):
+        train(tiny(synth_dir, tmp_path, epochs=1, run_name="night"), progress=False)
 
 
 def test_a_nan_loss_stops_the_run_naming_epoch_step_and_part(synth_dir: Path, tmp_path: Path,
