@@ -449,8 +449,9 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
             outputs = model(batch["image"])
         losses = db_loss(outputs, batch, config.loss)
         if not torch.isfinite(losses["total"]):
-            bad = next((k for k, v in losses.items() if k != "total" and not torch.isfinite(v)), "total")
-            raise NonFiniteLoss(f"step {step}: loss {bad} is {float(losses[bad])} (total {float(losses['total'])})")
+            parts = {k: v.detach().item() for k, v in losses.items()}
+            bad = next((k for k, v in parts.items() if k != "total" and not math.isfinite(v)), "total")
+            raise NonFiniteLoss(f"step {step}: loss {bad} is {parts[bad]} (total {parts['total']})")
         scaler.scale(losses["total"] / config.grad_accum).backward()
         if (step + 1) % config.grad_accum == 0 or step + 1 == len(loader):
             if config.grad_clip:
