@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -95,7 +96,7 @@ def main() -> None:
         "H-mean points against zero-shot PP-OCR with the paired 95% bootstrap interval",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
         f"{'CUDA' if torch.cuda.is_available() else 'no GPU'}; command: "
-        f"`python -m bench.ppocr_recipe {' '.join(sys.argv[1:])}`",
+        f"`python -m bench.ppocr_recipe {shlex.join(sys.argv[1:])}`",
         "",
         *markdown(table, [*COLUMNS, "train_min", "after_epoch_0"]),
     ]
