@@ -52,12 +52,13 @@ def _reject_unknown(names: list[str], notebook: str) -> None:
 
 
 def check_parameters(namespace: dict[str, Any], notebook: str) -> None:
-    """Run in a notebook right after its imports: papermill injects a parameter the notebook does not declare
-    as one more variable, so a typo (``-p eopchs 3``) would silently train with the default. Every public,
-    non-callable, non-module name there must be a declared parameter."""
-    declared = set(declared_parameters(notebook))
-    _reject_unknown([k for k, v in namespace.items() if not k.startswith("_") and k not in declared | _KERNEL_NAMES
-              and not callable(v) and not isinstance(v, ModuleType)], notebook)
+    """Run in a notebook's own cell right after its parameters, before any import: papermill injects a parameter
+    the notebook does not declare as one more variable, so a typo (``-p eopchs 3``) would silently train with the
+    default. Every public, non-callable, non-module name there must be a declared parameter."""
+    known = set(declared_parameters(notebook)) | _KERNEL_NAMES
+    _reject_unknown([k for k, v in namespace.items()
+                     if not k.startswith("_") and k not in known and not callable(v) and not isinstance(v, ModuleType)],
+                    notebook)
 
 
 def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | None = None,

@@ -240,21 +240,21 @@ def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] 
             raise FileExistsError(f"{out_dir} is not a synthetic set made by the kit (no {MANIFEST}); not replacing it")
         shutil.rmtree(out_dir)
     workers = workers or min(4, os.cpu_count() or 1)
-    for split, n in counts.items():
-        json_path, image_dir = split_paths(out_dir, split)
-        image_dir.mkdir(parents=True, exist_ok=True)
-        jobs = [(seed, SPLITS.index(split), i, image_dir / f"synth_{split}_{i:04d}.jpg") for i in range(n)]
-        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+    with ProcessPoolExecutor(workers, mp_context=pool_context([__name__])) as pool:  # one pool for every split
+        for split, n in counts.items():
+            json_path, image_dir = split_paths(out_dir, split)
+            image_dir.mkdir(parents=True, exist_ok=True)
+            jobs = [(seed, SPLITS.index(split), i, image_dir / f"synth_{split}_{i:04d}.jpg") for i in range(n)]
             results = list(tqdm(pool.map(_render_file, jobs, chunksize=4), total=n, desc=f"synth {split}"))
-        records = []
-        for (_, _, _, path), (w, h, texts, quads) in zip(jobs, results):
-            words = [] if split == "test" else [
-                Word(f"{k + 1:04d}", np.asarray(q), extra={"transcription": t, "orientation": "Horizontal",
-                                                            "language": ["en"]})
-                for k, (t, q) in enumerate(zip(texts, quads))
-            ]
-            records.append(ImageRecord(path.name, path, w, h, words))
-        write_annotations(records, json_path)
+            records = []
+            for (_, _, _, path), (w, h, texts, quads) in zip(jobs, results):
+                words = [] if split == "test" else [
+                    Word(f"{k + 1:04d}", np.asarray(q), extra={"transcription": t, "orientation": "Horizontal",
+                                                                "language": ["en"]})
+                    for k, (t, q) in enumerate(zip(texts, quads))
+                ]
+                records.append(ImageRecord(path.name, path, w, h, words))
+            write_annotations(records, json_path)
     write_text(out_dir / MANIFEST, json.dumps({"seed": seed, "counts": counts}))  # last: marks the set complete
     return out_dir
 
