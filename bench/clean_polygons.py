@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from bench import write_results
-from kit.data import Word, load_split
-from kit.metric import evaluate
-from kit.model import build_model
+from kit.data.annotations import Word, load_split
+from kit.data.submission import read_submission, write_submission
+from kit.evaluation.cleval import evaluate
+from kit.inference.predict import Predictor
+from kit.inference.threshold_search import cache_maps, polygons_from_maps
+from kit.model.factory import build_model
+from kit.model.postprocess import PostprocessConfig
 from kit.paths import ROOT
-from kit.postprocess import PostprocessConfig
-from kit.predict import Predictor
-from kit.submit import read_submission, write_submission
-from kit.threshold_search import cache_maps, polygons_from_maps
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "clean_polygons.md"

@@ -6,7 +6,7 @@ Writes ``bench/results/cleval.md``:
 1. the golden ``page`` cases of ``../shared/cleval/cases`` (receipt pages of ~115 words
    from the generator behind the reference's published timing), cycled to ``--pages``
    pages, one process, best of 3, against the reference's published 29.2 s per 100 pages;
-2. ``bench.reference.reference_cleval_image`` (the same rules pair by pair) on a synthetic
+2. ``tests.reference.reference_cleval_image`` (the same rules pair by pair) on a synthetic
    workload, with identical scores checked;
 3. a 50-setting threshold search (5 thresh x 5 box_thresh x 2 unclip) on SROIE val with
    the maps of the pretrained PP-OCR detector, when ``../shared/data/sroie`` is present.
@@ -21,10 +21,11 @@ import platform
 import time
 
 from bench import best_of, write_results
-from bench.reference import make_workload, reference_cleval_image
-from kit.data import load_split
-from kit.metric import evaluate, evaluate_image, polygons_by_image
+from kit.data.annotations import load_split
+from kit.evaluation.cleval import evaluate, evaluate_image
+from kit.evaluation.cleval_files import polygons_by_image
 from kit.paths import ROOT
+from tests.reference import make_workload, reference_cleval_image
 
 RESULTS = ROOT / "bench" / "results" / "cleval.md"
 CASES = ROOT.parent / "shared" / "cleval" / "cases"
@@ -68,10 +69,10 @@ def page_lines(pages: int) -> list[str]:
 def threshold_lines() -> list[str]:
     if not (SROIE / "jsons" / "val.json").is_file():
         return ["", f"Threshold search: {SROIE} absent, not run."]
-    from kit.model import build_model
-    from kit.postprocess import PostprocessConfig
-    from kit.predict import Predictor
-    from kit.threshold_search import cache_maps, threshold_search
+    from kit.inference.predict import Predictor
+    from kit.inference.threshold_search import cache_maps, threshold_search
+    from kit.model.factory import build_model
+    from kit.model.postprocess import PostprocessConfig
 
     records = load_split(SROIE, "val")[0]
     predictor = Predictor([build_model("ppocr_det", pretrained=True)], [960], PostprocessConfig())

@@ -17,9 +17,10 @@ import pandas as pd
 
 from bench import markdown, write_results
 from bench.sroie import SROIE, TUNE_IMAGES, sroie_or_exit
+from kit.experiments.pipeline import run_notebook
 from kit.paths import OUTPUTS, ROOT, expand_checkpoints
-from kit.pipeline import run_notebook
-from kit.train import config_for, zero_shot_checkpoint
+from kit.training.config import config_for
+from kit.training.run import zero_shot_checkpoint
 
 LITE = "outputs/bench-sroie-lite0/checkpoints/best-*.ckpt"
 ZERO_SHOT = OUTPUTS / "ppocr-zero-shot" / "checkpoints" / "zero-shot.ckpt"

@@ -11,9 +11,9 @@ import time
 
 from bench import write_results
 from bench.sroie import SROIE, sroie_or_exit
-from kit import analysis
+from kit.experiments.pipeline import run_notebook
 from kit.paths import OUTPUTS, ROOT, expand_checkpoints
-from kit.pipeline import run_notebook
+from kit.reporting import error_analysis as analysis
 
 CHECKPOINT = "outputs/bench-sroie-lite0/checkpoints/best-*.ckpt"
 RESULTS = ROOT / "bench" / "results" / "error_analysis_sroie.md"

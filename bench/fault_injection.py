@@ -26,9 +26,9 @@ import pandas as pd
 import torch
 
 from bench import markdown, write_results
-from kit.checkpoint import Checkpoint
+from kit.data.synth import generate_dataset
+from kit.model.checkpoint import Checkpoint
 from kit.paths import ROOT
-from kit.synth import generate_dataset
 
 RESULTS = ROOT / "bench" / "results" / "fault_injection.md"
 CURVE = ["epoch", "lr", "size", "loss_total", "loss_prob", "loss_thresh", "loss_binary", "val_hmean"]

@@ -15,14 +15,15 @@ import time
 import torch
 
 from bench import write_results
-from kit.data import load_split
-from kit.dataset import AugConfig, TextDetectionDataset
-from kit.loss import db_loss
-from kit.model import build_model
+from kit.data.annotations import load_split
+from kit.data.dataset import AugConfig, TextDetectionDataset
+from kit.data.synth import ensure_dataset
+from kit.model.factory import build_model
+from kit.model.loss import db_loss
 from kit.paths import ROOT, SYNTH_DIR
 from kit.runtime import Runtime, to_device
-from kit.synth import ensure_dataset
-from kit.train import make_loader, resolve_config
+from kit.training.config import resolve_config
+from kit.training.loop import make_loader
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "loader.md"

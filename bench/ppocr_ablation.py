@@ -17,12 +17,13 @@ import sys
 from dataclasses import replace
 
 from bench import write_results
-from kit.data import load_split
-from kit.model import build_model
+from kit.data.annotations import load_split
+from kit.inference.predict import Predictor, evaluate_predictor
+from kit.model.factory import build_model
+from kit.model.postprocess import PostprocessConfig
 from kit.paths import ROOT
-from kit.postprocess import PostprocessConfig
-from kit.predict import Predictor, evaluate_predictor
-from kit.train import resolve_config, train
+from kit.training.config import resolve_config
+from kit.training.run import train
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "ppocr_ablation.md"

@@ -9,7 +9,8 @@ rising shrink ratio, no threshold branch), validated during training at the pres
 never searched on val. Then the changes whose H-mean beat the preset's train together. Each row:
 val P/R/H on all 100 val receipts at the preset's postprocess, split and merged words, and the
 paired 95% interval against zero-shot PP-OCR, with training minutes. Writes
-``bench/results/ppocr_recipe.md``; the runs are ``outputs/bench-recipe-*``. Needs
+``bench/results/ppocr_recipe.md``; the runs are ``outputs/bench-recipe-*``. ``--together`` trains
+given combinations instead (``bench/results/ppocr_recipe_together.md``). Needs
 ``../shared/data/sroie``.
 """
 
@@ -30,10 +31,13 @@ import torch
 from bench import markdown, write_results
 from bench.ensemble_sroie import COLUMNS
 from bench.sroie import SROIE, sroie_or_exit
-from kit.ensemble import Choice, compare_candidates
-from kit.train import RunResult, config_for, resolve_config, train, zero_shot_checkpoint
+from kit.inference.ensemble import Choice, compare_candidates
+from kit.training.config import config_for, resolve_config
+from kit.training.run import RunResult, train, zero_shot_checkpoint
 
 RESULTS = Path(__file__).parent / "results" / "ppocr_recipe.md"
+#: ``--together``'s table: combinations trained at full length.
+TOGETHER = RESULTS.with_name("ppocr_recipe_together.md")
 #: PaddleOCR trains at lr 1e-3 for 64 images a step; linearly scaled to the preset's batch 4.
 PADDLE_LR = 1e-3 * 4 / 64
 PRESET = "preset (ppocr_cpu)"
@@ -67,6 +71,9 @@ def main() -> None:
     parser.add_argument("--val-images", type=int, default=None,
                         help="val receipts validated on during training (default: the preset's)")
     parser.add_argument("--only", nargs="*", default=None, help="variants to run (names as in the table)")
+    parser.add_argument("--together", action="append", default=None, metavar="'NAME; NAME'",
+                        help="instead of the ablation, train these variants' changes together (names as in the "
+                        "table, '; '-separated); repeat for several combinations. Writes " + TOGETHER.name)
     args = parser.parse_args()
     val = sroie_or_exit()[0]
     common: dict[str, Any] = {"data_dir": str(SROIE), "max_train_images": args.train_images}
@@ -79,14 +86,22 @@ def main() -> None:
     def run(name: str, change: dict[str, Any]) -> RunResult:
         return train(resolve_config("ppocr_cpu", run_name=name, **combine([common, change])), overwrite=True)
 
-    runs = {name: run(f"bench-recipe-{i}", change) for i, (name, change) in enumerate(variants.items())}
+    if args.together:
+        groups = [[n.strip() for n in names.split(";") if n.strip()] for names in args.together]
+        unknown = sorted({n for group in groups for n in group} - set(VARIANTS))
+        if unknown:
+            raise SystemExit(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+        variants = {"together: " + "; ".join(group): combine([VARIANTS[n] for n in group]) for group in groups}
+    runs = {name: run(f"bench-recipe-{'together-' if args.together else ''}{i}", change)
+            for i, (name, change) in enumerate(variants.items())}
     with tempfile.TemporaryDirectory() as tmp:
         zero_shot = zero_shot_checkpoint(config_for("ppocr_det")).save(Path(tmp) / "zero-shot.ckpt")
         choices = [Choice("zero-shot PP-OCR", [str(zero_shot)]),
                    *(Choice(name, [str(run.best_checkpoint)]) for name, run in runs.items())]
         table = compare_candidates(choices, val, baseline="zero-shot PP-OCR")
         hmean = table.set_index("candidate")["hmean"]
-        helped = [n for n in variants if n != PRESET and PRESET in hmean and hmean[n] > hmean[PRESET]]
+        helped = [] if args.together else [n for n in variants if n != PRESET and PRESET in hmean and
+                                           hmean[n] > hmean[PRESET]]
         if len(helped) > 1:
             name = "together: " + "; ".join(helped)
             runs[name] = run("bench-recipe-combined", combine([VARIANTS[h] for h in helped]))
@@ -113,7 +128,7 @@ def main() -> None:
         "",
         *markdown(table, [*COLUMNS, "train_min", "after_epoch_0"]),
     ]
-    write_results(RESULTS, lines)
+    write_results(TOGETHER if args.together else RESULTS, lines)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,12 @@ import torch
 from bench import write_results
 from bench.sroie import GRID, SROIE, TUNE_IMAGES, evaluate_both, row, sroie_or_exit
 from kit.cli import parse_overrides
-from kit.model import build_model
+from kit.inference.predict import Predictor
+from kit.model.factory import build_model
+from kit.model.postprocess import PostprocessConfig
 from kit.paths import ROOT, project_path
-from kit.postprocess import PostprocessConfig
-from kit.predict import Predictor
-from kit.train import resolve_config, train
+from kit.training.config import resolve_config
+from kit.training.run import train
 
 RESULTS = ROOT / "bench" / "results" / "ppocr_sroie.md"
 RUN = "bench-sroie-ppocr"

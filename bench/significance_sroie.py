@@ -25,15 +25,16 @@ from dataclasses import replace
 import pandas as pd
 
 from bench import best_of, write_results
-from bench.reference import reference_bootstrap, reference_splits
-from kit.data import load_split
-from kit.model import build_model
+from kit.data.annotations import load_split
+from kit.evaluation.cleval_files import per_image_scores
+from kit.evaluation.significance import gap_noise, leaderboard_splits, paired_bootstrap
+from kit.inference.predict import Predictor
+from kit.inference.threshold_search import best_setting, cache_maps, scores_at, threshold_search
+from kit.model.factory import build_model
 from kit.paths import ROOT, expand_checkpoints
-from kit.predict import Predictor
-from kit.presets import preset
-from kit.significance import gap_noise, leaderboard_splits, paired_bootstrap, per_image_scores
-from kit.threshold_search import best_setting, cache_maps, scores_at, threshold_search
-from kit.viz import plot_paired
+from kit.reporting.viz import plot_paired
+from kit.training.presets import preset
+from tests.reference import reference_bootstrap, reference_splits
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "significance_sroie.md"

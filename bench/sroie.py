@@ -10,11 +10,11 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kit.data import ImageRecord, load_split
-from kit.metric import ImageResult
+from kit.data.annotations import ImageRecord, load_split
+from kit.evaluation.cleval import ImageResult
+from kit.inference.predict import Predictor, evaluate_predictor
+from kit.inference.threshold_search import best_setting, cache_maps, threshold_search
 from kit.paths import ROOT
-from kit.predict import Predictor, evaluate_predictor
-from kit.threshold_search import best_setting, cache_maps, threshold_search
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 #: The search grid: thresh x box_thresh x unclip_ratio.

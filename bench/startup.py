@@ -23,7 +23,8 @@ from kit.paths import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "startup.md"
 #: Entry points: the package, the two CLIs that need no model, and the training module for contrast.
-MODULES = ["kit", "kit.metric", "kit.submit", "kit.data", "kit.train"]
+MODULES = ["kit", "kit.evaluation.cleval_files", "kit.evaluation.leaderboard", "kit.data.annotations",
+           "kit.training.run"]
 HEAVY = ["torch", "timm", "segmentation_models_pytorch"]
 PROBE = "import sys, {module}; print(','.join(m for m in {heavy} if m in sys.modules))"
 

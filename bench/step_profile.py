@@ -19,11 +19,12 @@ import torch
 
 from bench import write_results
 from bench.sroie import SROIE, sroie_or_exit
-from kit.data import load_split
-from kit.dataset import TextDetectionDataset
-from kit.loss import db_loss
+from kit.data.annotations import load_split
+from kit.data.dataset import TextDetectionDataset
+from kit.model.loss import db_loss
 from kit.paths import ROOT
-from kit.train import model_for, resolve_config
+from kit.training.config import resolve_config
+from kit.training.loop import model_for
 
 RESULTS = ROOT / "bench" / "results" / "step_profile.md"
 #: (neck width, frozen encoder levels: 0 none, k up to level k, None the whole encoder)

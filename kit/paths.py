@@ -1,11 +1,38 @@
-"""Where things live: the project root, outputs, the default data folders. Imports nothing of the kit."""
+"""Where things live: the project root, outputs, the default data folders. Imports nothing of the kit.
+
+The project root is found from the working folder, not from where the kit is installed, so that a
+clone used in place, JupyterLab (whose kernels start in ``notebooks/``), papermill and a
+non-editable ``pip install`` resolve ``outputs/``, ``data/`` and ``notebooks/`` alike:
+``$KIT_PROJECT`` when set, else the nearest folder at or above the working folder whose
+``pyproject.toml`` has a ``[tool.kit]`` table (this repository's does), else the working folder.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
+#: The environment variable that names the project root outright.
+PROJECT_ENV = "KIT_PROJECT"
+#: What marks a project root: a ``[tool.kit]`` table in its ``pyproject.toml``.
+MARKER = re.compile(r"^\[tool\.kit\]", re.M)
+
+
+def find_root(start: Path | str | None = None) -> Path:
+    """The project root seen from ``start`` (default: the working folder); see the module docstring."""
+    if os.environ.get(PROJECT_ENV):
+        return Path(os.environ[PROJECT_ENV]).expanduser().resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        config = folder / "pyproject.toml"
+        if config.is_file() and MARKER.search(config.read_text(encoding="utf-8", errors="replace")):
+            return folder
+    return here
+
+
+ROOT = find_root()
 OUTPUTS = ROOT / "outputs"
 SYNTH_DIR = ROOT / "data" / "synth"
 #: The synthetic dataset's default split sizes.
@@ -14,7 +41,8 @@ SYNTH_COUNTS = {"train": 150, "val": 30, "test": 20}
 COMPETITION_DIR = ROOT / "data" / "receipts"
 #: Notebook 04's choice of predictor and postprocess settings, in its output folder; notebook 05 reads it.
 CHOICE_FILE = "choice.json"
-#: A training run's best-epoch per-image val scores, in its run folder, for paired comparisons (kit.significance).
+#: A training run's best-epoch per-image val scores, in its run folder, for paired comparisons
+#: (kit.evaluation.significance).
 VAL_PER_IMAGE = "val_per_image.csv"
 
 

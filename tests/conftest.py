@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.data import load_split, read_image
+from kit.data.annotations import load_split, read_image
+from kit.data.synth import generate_dataset
 from kit.paths import ROOT
-from kit.synth import generate_dataset
 
 SROIE_DIR = ROOT.parent / "shared" / "data" / "sroie"
 TINY_COUNTS = {"train": 6, "val": 3, "test": 2}
@@ -32,7 +32,8 @@ def sroie_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The best checkpoint of a one-epoch CPU run on the tiny synthetic data."""
-    from kit.train import resolve_config, train
+    from kit.training.config import resolve_config
+    from kit.training.run import train
 
     out = tmp_path_factory.mktemp("runs")
     config = resolve_config("smoke", data_dir=str(synth_dir), epochs=1, batch_size=2, max_train_images=2,

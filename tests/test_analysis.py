@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit import analysis
-from kit.checkpoint import Checkpoint
 from kit.cli import main
-from kit.compare import comparison_table, record_score
-from kit.data import ImageRecord, Word, load_split, read_image, write_annotations
-from kit.metric import evaluate
-from kit.model import count_parameters
+from kit.data.annotations import ImageRecord, Word, load_split, read_image, write_annotations
+from kit.evaluation.cleval import evaluate
+from kit.experiments.sweep import compare_points, point_of, run_sweep, summarize, sweep_results
+from kit.inference.predict import Predictor, measure_inference
+from kit.model.checkpoint import Checkpoint
+from kit.model.factory import count_parameters
 from kit.paths import ROOT
-from kit.predict import Predictor, measure_inference
-from kit.sweep import compare_points, point_of, run_sweep, summarize, sweep_results
+from kit.reporting import error_analysis as analysis
+from kit.reporting.compare import comparison_table, record_score
 
 
 def box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -128,7 +128,7 @@ def test_sweep_runs_reports_failures_and_resumes(synth_dir: Path, tmp_path: Path
 
 def test_a_sweep_member_killed_part_way_resumes_its_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A member whose run folder already holds a last.ckpt (killed, or failed after an epoch) continues it."""
-    import kit.sweep as sweep
+    import kit.experiments.sweep as sweep
 
     given: dict[str, dict] = {}
 
@@ -146,7 +146,8 @@ def test_a_sweep_member_killed_part_way_resumes_its_run(tmp_path: Path, monkeypa
 @pytest.mark.slow
 def test_reproduce_smoke_runs_the_sequence(synth_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "repro"
-    code = ("from kit.pipeline import reproduce; reproduce('hrnet_w44', data_dir=%r, smoke=True, out_dir=%r, "
+    code = ("from kit.experiments.pipeline import reproduce; "
+            "reproduce('hrnet_w44', data_dir=%r, smoke=True, out_dir=%r, "
             "train_overrides={'epochs': 1, 'max_train_images': 2, 'max_val_images': 1, 'schedule': [[0, 96]], "
             "'num_workers': 0, 'n_show': 1}, max_images=1)" % (str(synth_dir), str(out)))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kit.checkpoint import Checkpoint
-from kit.train import EarlyStopping
+from kit.model.checkpoint import Checkpoint
+from kit.training.loop import EarlyStopping
 
 
 def test_round_trip_keeps_every_field(tiny_checkpoint: Path, tmp_path: Path) -> None:

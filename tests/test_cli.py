@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.checkpoint import Checkpoint
 from kit.cli import COMMANDS, PRECISION_CHOICES, USER_ERRORS, build_parser, main
+from kit.model.checkpoint import Checkpoint
 from kit.paths import ROOT
 from kit.runtime import PRECISIONS
 
@@ -23,10 +23,10 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("command", [
-    ("kit.metric", "{missing}", "{missing}"),
-    ("kit.submit", "--check", "{missing}", "--test-json", "{missing}"),
-    ("kit.predict", "--ckpt", "{missing}", "--images", "{tmp}", "--out", "{tmp}/p.json"),
-    ("kit.train", "--preset", "no_such_preset"),
+    ("kit", "metric", "{missing}", "{missing}"),
+    ("kit", "submit", "--check", "{missing}", "--test-json", "{missing}"),
+    ("kit", "predict", "--ckpt", "{missing}", "--images", "{tmp}", "--out", "{tmp}/p.json"),
+    ("kit", "train", "--preset", "no_such_preset"),
     ("kit", "pretrained", "ppocr_det", "--out", "{tmp}"),  # an existing file or folder is never overwritten
 ])
 def test_user_errors_are_one_line_and_exit_2(command: tuple[str, ...], tmp_path: Path) -> None:

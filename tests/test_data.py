@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kit.data import (
+from kit.data.annotations import (
     AnnotationError,
     AnnotationWarning,
     check_image_sizes,

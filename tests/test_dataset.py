@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from kit.data import load_split
-from kit.dataset import (
+from kit.data.annotations import load_split
+from kit.data.dataset import (
     AugConfig,
     TextDetectionDataset,
     build_transform,
@@ -19,7 +19,7 @@ from kit.dataset import (
     to_original,
     transform_with_polygons,
 )
-from kit.targets import fill_polygons
+from kit.data.targets import fill_polygons
 
 NO_NORMALIZE = A.KeypointParams(format="xy", remove_invisible=False)
 

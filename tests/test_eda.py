@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit import eda
-from kit.data import ImageRecord, Word, load_split
+from kit.data import eda
+from kit.data.annotations import ImageRecord, Word, load_split
 
 
 def record(polys: list[list[list[float]]], w: int = 200, h: int = 100) -> ImageRecord:

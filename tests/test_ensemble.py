@@ -7,12 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from kit.checkpoint import Checkpoint
-from kit.data import load_split
-from kit.ensemble import Choice, candidates, compare_candidates, find_candidate, resolve_choice, tune_postprocess
+from kit.data.annotations import load_split
+from kit.inference.ensemble import (
+    Choice,
+    candidates,
+    compare_candidates,
+    find_candidate,
+    resolve_choice,
+    tune_postprocess,
+)
+from kit.inference.predict import evaluate_predictor
+from kit.inference.threshold_search import best_setting
+from kit.model.checkpoint import Checkpoint
 from kit.paths import ROOT
-from kit.predict import evaluate_predictor
-from kit.threshold_search import best_setting
 
 
 def test_candidates_cover_singles_soup_ensemble_hybrid_and_tta(tiny_checkpoint: Path, tmp_path: Path) -> None:

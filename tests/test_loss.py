@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kit.loss import LossConfig, balanced_bce, db_loss, dice_loss, masked_focal
+from kit.model.loss import LossConfig, balanced_bce, db_loss, dice_loss, masked_focal
 
 
 def maps(n: int = 2, size: int = 16) -> dict[str, torch.Tensor]:

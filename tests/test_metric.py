@@ -11,23 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.reference import make_workload, reference_cleval_image
-from kit.data import load_split, to_json_doc
-from kit.metric import (
+from kit.data.annotations import load_split, to_json_doc
+from kit.data.submission import write_submission
+from kit.evaluation.cleval import (
     CLEvalAccumulator,
-    MetricInputError,
     aspect_ratio,
     aspect_ratios,
     evaluate,
-    evaluate_files,
     evaluate_image,
     false_char_count,
-    image_counts,
     pseudo_char_centres,
     pseudo_char_count,
 )
+from kit.evaluation.cleval_files import MetricInputError, evaluate_files, image_counts
 from kit.paths import ROOT
-from kit.submit import write_submission
+from tests.reference import make_workload, reference_cleval_image
 
 GOLDEN = ROOT.parent / "shared" / "cleval" / "cases"
 
@@ -204,7 +202,7 @@ def test_files_and_command_line(tmp_path: Path) -> None:
     gt_json, pred_json = write_json(tmp_path / "gt.json", gt), write_json(tmp_path / "pred.json", pred)
     expected = evaluate(gt, pred)
     assert evaluate_files(gt_json, pred_json).hmean == pytest.approx(expected.hmean, abs=1e-12)
-    out = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(pred_json), "--per-image"],
+    out = subprocess.run([sys.executable, "-m", "kit", "metric", str(gt_json), str(pred_json), "--per-image"],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     printed = json.loads(out.stdout)
     assert printed["hmean"] == pytest.approx(expected.hmean, abs=1e-12) and out.stderr == ""
@@ -222,11 +220,11 @@ def test_files_report_what_they_skip_and_strict_refuses(tmp_path: Path) -> None:
     assert result.problems == {"skipped_polygons": {"a.jpg": [{"source": "pred", "word": "2",
                                                               "reason": "odd coordinate count (3)"}]},
                                "ignored_pred_images": ["stranger.jpg"], "missing_pred_images": ["b.jpg"]}
-    run = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(pred_json)],
+    run = subprocess.run([sys.executable, "-m", "kit", "metric", str(gt_json), str(pred_json)],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0 and json.loads(run.stdout)["ignored_pred_images"] == ["stranger.jpg"]
     assert run.stderr.count("warning:") == 3 and "word 2: odd coordinate count" in run.stderr
-    strict = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(pred_json), "--strict"],
+    strict = subprocess.run([sys.executable, "-m", "kit", "metric", str(gt_json), str(pred_json), "--strict"],
                             capture_output=True, text=True, cwd=ROOT)
     assert strict.returncode == 2 and "Traceback" not in strict.stderr and "--strict" in strict.stderr
     with pytest.raises(MetricInputError, match="stranger.jpg"):
@@ -243,7 +241,7 @@ def test_unreadable_input_is_a_clear_error(tmp_path: Path, content: str, message
     (tmp_path / "bad.json").write_text(content)
     with pytest.raises(MetricInputError, match=message):
         evaluate_files(gt_json, tmp_path / "bad.json")
-    run = subprocess.run([sys.executable, "-m", "kit.metric", str(gt_json), str(tmp_path / "bad.json")],
+    run = subprocess.run([sys.executable, "-m", "kit", "metric", str(gt_json), str(tmp_path / "bad.json")],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2 and run.stderr.startswith("error: ") and "Traceback" not in run.stderr
 
@@ -285,7 +283,7 @@ def test_a_submission_csv_scores_as_its_json(synth_dir: Path, tmp_path: Path) ->
     gt = synth_dir / "jsons" / "val.json"
     from_csv, from_json = evaluate_files(gt, csv_path), evaluate_files(gt, json_path)
     assert from_csv.scores() == from_json.scores() and 0 < from_csv.recall < 0.7
-    run = subprocess.run([sys.executable, "-m", "kit.metric", str(gt), str(csv_path)], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "kit", "metric", str(gt), str(csv_path)], capture_output=True,
                          text=True, cwd=ROOT)
     assert run.returncode == 0 and json.loads(run.stdout)["hmean"] == pytest.approx(from_json.hmean)
     (tmp_path / "bad.csv").write_text("filename,polygons\nv.jpg,1 2 x 4 5 6 7 8\n")

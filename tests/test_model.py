@@ -9,8 +9,8 @@ import timm
 import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from kit.loss import db_loss
-from kit.model import build_model, count_parameters
+from kit.model.factory import build_model, count_parameters
+from kit.model.loss import db_loss
 
 #: Backbone -> (encoder, whole DBNet) parameters. The reports' 12M / 28M / 50M / 56.7M are the models'
 #: (B3's 12M counts its 1.1M DBNet head on top of a 10.1M encoder); HRNet-W44's 56.7M is its encoder.

@@ -10,11 +10,11 @@ import pandas as pd
 import papermill
 import pytest
 
-from kit.checkpoint import Checkpoint
-from kit.data import load_split
-from kit.ensemble import Choice
-from kit.pipeline import NOTEBOOK_DIR, check_parameters, run_notebook
-from kit.submit import check_submission
+from kit.data.annotations import load_split
+from kit.evaluation.leaderboard import check_submission
+from kit.experiments.pipeline import NOTEBOOK_DIR, check_parameters, run_notebook
+from kit.inference.ensemble import Choice
+from kit.model.checkpoint import Checkpoint
 
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 

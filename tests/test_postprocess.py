@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import shapely
 
-from bench.reference import reference_score_regions, round_trip_ious
-from kit.data import load_split, read_image
-from kit.dataset import letterbox
+from kit.data.annotations import load_split, read_image
+from kit.data.dataset import letterbox
+from kit.data.targets import make_targets
+from kit.evaluation.leaderboard import degenerate
 from kit.geometry import clean_polygon, inverse_shrink_distance, offset_distance, offset_polygon
-from kit.postprocess import PostprocessConfig, polygons_from_regions, postprocess
-from kit.submit import degenerate
-from kit.targets import make_targets
+from kit.model.postprocess import PostprocessConfig, polygons_from_regions, postprocess
+from tests.reference import reference_score_regions, round_trip_ious
 
 EXACT = PostprocessConfig(unclip_ratio=None)
 

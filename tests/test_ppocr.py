@@ -10,16 +10,19 @@ import onnx
 import pytest
 import torch
 
-from kit.checkpoint import Checkpoint
-from kit.data import load_split, read_image
-from kit.loss import db_loss
-from kit.metric import evaluate
-from kit.model import PPOCR_ARCH, build_model
-from kit.postprocess import PostprocessConfig
-from kit.ppocr import PPOCR_MEAN, bundled_onnx_path, onnx_runtime_map
-from kit.predict import Predictor, image_tensor
-from kit.soup import average_checkpoints
-from kit.train import parameter_groups, resolve_config, train
+from kit.data.annotations import load_split, read_image
+from kit.evaluation.cleval import evaluate
+from kit.inference.predict import Predictor, image_tensor
+from kit.inference.soup import average_checkpoints
+from kit.model.checkpoint import Checkpoint
+from kit.model.config import PPOCR_ARCH
+from kit.model.factory import build_model
+from kit.model.loss import db_loss
+from kit.model.postprocess import PostprocessConfig
+from kit.model.ppocr import PPOCR_MEAN, bundled_onnx_path, onnx_runtime_map
+from kit.training.config import resolve_config
+from kit.training.loop import parameter_groups
+from kit.training.run import train
 from tests.conftest import receipt_images
 
 
@@ -94,7 +97,7 @@ def test_the_pretrained_lr_group_is_the_converted_graph(detector: torch.nn.Modul
 def test_a_checkpoint_of_its_own_onnx_file_rebuilds_where_that_file_is_absent(
         detector: torch.nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A teammate's machine lacks the ONNX file the detector was converted from: the checkpoint carries it."""
-    import kit.checkpoint as checkpoint_module
+    import kit.model.checkpoint as checkpoint_module
 
     monkeypatch.setattr(checkpoint_module, "GRAPH_CACHE", tmp_path / "cache")
     own = tmp_path / "mine" / "det.onnx"

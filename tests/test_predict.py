@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from kit.checkpoint import Checkpoint
-from kit.data import load_split, read_image
-from kit.dataset import IMAGENET_MEAN, IMAGENET_STD
-from kit.metric import aggregate, evaluate_files, evaluate_image
-from kit.model import ModelConfig
+from kit.data.annotations import load_split, read_image
+from kit.data.dataset import IMAGENET_MEAN, IMAGENET_STD
+from kit.evaluation.cleval import aggregate, evaluate_image
+from kit.evaluation.cleval_files import evaluate_files
+from kit.inference.predict import Predictor, predict, predict_image
+from kit.inference.soup import average_checkpoints
+from kit.inference.threshold_search import best_setting, cache_maps, threshold_search
+from kit.inference.tta import View, parse_tta
+from kit.model.checkpoint import Checkpoint
+from kit.model.config import ModelConfig
+from kit.model.postprocess import PostprocessConfig, postprocess
 from kit.paths import ROOT
-from kit.postprocess import PostprocessConfig, postprocess
-from kit.predict import Predictor, predict, predict_image
-from kit.soup import average_checkpoints
-from kit.threshold_search import best_setting, cache_maps, threshold_search
-from kit.tta import View, parse_tta
 
 
 class PixelModel(torch.nn.Module):
@@ -128,7 +129,7 @@ def test_threshold_search_is_exact_and_returns_its_best(tiny_checkpoint: Path, s
 @pytest.mark.slow
 def test_predict_command_line_then_metric(tiny_checkpoint: Path, synth_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred.json"
-    run = subprocess.run([sys.executable, "-m", "kit.predict", "--ckpt", str(tiny_checkpoint), "--images",
+    run = subprocess.run([sys.executable, "-m", "kit", "predict", "--ckpt", str(tiny_checkpoint), "--images",
                           str(synth_dir / "images" / "val"), "--out", str(out), "--tta", "hflip",
                           "--thresh", "0.45"], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -10,17 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.reference import reference_bootstrap
 from kit.cli import main
-from kit.metric import evaluate
-from kit.significance import (
-    against_baseline,
-    gap_noise,
-    leaderboard_splits,
-    paired_bootstrap,
-    per_image_scores,
-    split_masks,
-)
+from kit.evaluation.cleval import evaluate
+from kit.evaluation.cleval_files import per_image_scores
+from kit.evaluation.significance import against_baseline, gap_noise, leaderboard_splits, paired_bootstrap, split_masks
+from tests.reference import reference_bootstrap
 
 
 def scores(hmean: np.ndarray, names: list[str] | None = None) -> pd.DataFrame:

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.data import ImageRecord, Word, read_annotations, to_json_doc
+from kit.data.annotations import ImageRecord, Word, read_annotations, to_json_doc
+from kit.data.submission import read_submission, write_submission
+from kit.evaluation.leaderboard import check_submission
 from kit.paths import ROOT
-from kit.submit import check_submission, read_submission, write_submission
 
 TEST_IMAGES = [ImageRecord(f"t{i}.jpg", Path(f"t{i}.jpg"), 200, 100) for i in range(3)]
 
@@ -90,11 +91,11 @@ def test_validator_header_too_many_polygons_and_command_line(tmp_path: Path) -> 
     assert not check_submission(many, TEST_IMAGES)[0].fatal  # scored, only the first 500
     test_json = tmp_path / "test.json"
     test_json.write_text(json.dumps(to_json_doc(TEST_IMAGES)))
-    run = subprocess.run([sys.executable, "-m", "kit.submit", "--check", str(many), "--test-json", str(test_json)],
+    run = subprocess.run([sys.executable, "-m", "kit", "submit", "--check", str(many), "--test-json", str(test_json)],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0 and "warning: row 2 (t0.jpg): 501 polygons" in run.stdout
     assert "0 problem(s), 1 warning(s)" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "kit.submit", "--check", str(bad), "--test-json", str(test_json)],
+    run = subprocess.run([sys.executable, "-m", "kit", "submit", "--check", str(bad), "--test-json", str(test_json)],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 1 and "1 problem(s), 0 warning(s)" in run.stdout
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.data import load_split
+from kit.data.annotations import load_split
+from kit.data.synth import MANIFEST, ensure_dataset, generate_dataset, render_receipt
 from kit.errors import InputError
-from kit.synth import MANIFEST, ensure_dataset, generate_dataset, render_receipt
 from tests.conftest import TINY_COUNTS
 
 

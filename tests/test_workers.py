@@ -8,17 +8,17 @@ import sys
 import numpy as np
 import pytest
 
-from kit.metric import evaluate
+from kit.evaluation.cleval import evaluate
+from kit.inference.threshold_search import CachedMap, threshold_search
 from kit.paths import ROOT
-from kit.threshold_search import CachedMap, threshold_search
 
 STRESS = """
 import numpy as np, torch
 torch.set_num_threads(2)
 (torch.randn(256, 256) @ torch.randn(256, 256)).sum()  # torch's thread pool now exists in this process
 from tests.test_workers import maps_and_polygons
-from kit.metric import evaluate
-from kit.threshold_search import threshold_search
+from kit.evaluation.cleval import evaluate
+from kit.inference.threshold_search import threshold_search
 maps, gt, pred = maps_and_polygons()
 for _ in range(ROUNDS):
     threshold_search(maps, [0.3, 0.5], [0.5, 0.6], [1.5, 2.0], workers=2, progress=False)
