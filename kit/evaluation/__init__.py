@@ -1,2 +1,1 @@
-"""The evaluation room: CLEval as the leaderboard scores it (the rules, and their file and command layer), the
-leaderboard's checks of a CSV, and whether a difference is real (significance). Imports nothing heavy itself."""
+"""The evaluation room: CLEval (rules, then files and CLI), the leaderboard's CSV checks, significance."""

@@ -1,1 +1,1 @@
-"""The experiments room: the notebook sequence (the demo, a report's reproduction) and sweeps over settings."""
+"""The experiments room: the notebook sequence (demo, a report's reproduction) and sweeps over settings."""

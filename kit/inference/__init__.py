@@ -1,2 +1,1 @@
-"""The inference room: prediction from checkpoints (ensembles, TTA), weight soups, the postprocess threshold search
-and the ensemble choice of notebook 04. Imports nothing heavy itself."""
+"""The inference room: prediction (ensembles, TTA), soups, the threshold search, notebook 04's choice."""

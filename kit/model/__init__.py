@@ -1,2 +1,1 @@
-"""The model room: DBNet on timm backbones, the PP-OCR detector, their shared DB head, the factory, the loss, the
-postprocess that turns their maps into polygons, and checkpoints. Imports nothing heavy itself."""
+"""The model room: DBNet on timm, the PP-OCR detector, their DB head, factory, loss, postprocess, checkpoints."""

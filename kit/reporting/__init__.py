@@ -1,1 +1,1 @@
-"""The reporting room: error analysis, leaderboard-style comparison tables and the plots the notebooks show."""
+"""The reporting room: error analysis, leaderboard-style comparison tables, the notebooks' plots."""

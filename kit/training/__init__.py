@@ -1,2 +1,1 @@
-"""The training room: the run's typed config and presets, the loop's pieces, and the run with its logs and
-checkpoints. Imports nothing heavy itself (the presets are read by ``--help``)."""
+"""The training room: the run's typed config and presets, the loop's pieces, the run with logs and checkpoints."""
