@@ -74,6 +74,9 @@ def main() -> None:
     parser.add_argument("--together", action="append", default=None, metavar="'NAME; NAME'",
                         help="instead of the ablation, train these variants' changes together (names as in the "
                         "table, '; '-separated); repeat for several combinations. Writes " + TOGETHER.name)
+    parser.add_argument("--results", default=None, metavar="FILE.md",
+                        help="the results file's name in bench/results/ (default: ppocr_recipe.md, or with --together "
+                        + TOGETHER.name + ")")
     args = parser.parse_args()
     val = sroie_or_exit()[0]
     common: dict[str, Any] = {"data_dir": str(SROIE), "max_train_images": args.train_images}
@@ -128,7 +131,8 @@ def main() -> None:
         "",
         *markdown(table, [*COLUMNS, "train_min", "after_epoch_0"]),
     ]
-    write_results(TOGETHER if args.together else RESULTS, lines)
+    default = TOGETHER if args.together else RESULTS
+    write_results(default.with_name(args.results) if args.results else default, lines)
 
 
 if __name__ == "__main__":
