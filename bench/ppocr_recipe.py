@@ -64,6 +64,11 @@ def combine(changes: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def together(names: list[str]) -> tuple[str, dict[str, Any]]:
+    """A combination of variants: its row name and its overrides."""
+    return "together: " + "; ".join(names), combine([VARIANTS[n] for n in names])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the preset's)")
@@ -94,7 +99,7 @@ def main() -> None:
         unknown = sorted({n for group in groups for n in group} - set(VARIANTS))
         if unknown:
             raise SystemExit(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
-        variants = {"together: " + "; ".join(group): combine([VARIANTS[n] for n in group]) for group in groups}
+        variants = dict(together(group) for group in groups)
     runs = {name: run(f"bench-recipe-{'together-' if args.together else ''}{i}", change)
             for i, (name, change) in enumerate(variants.items())}
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,8 +111,8 @@ def main() -> None:
         helped = [] if args.together else [n for n in variants if n != PRESET and PRESET in hmean and
                                            hmean[n] > hmean[PRESET]]
         if len(helped) > 1:
-            name = "together: " + "; ".join(helped)
-            runs[name] = run("bench-recipe-combined", combine([VARIANTS[h] for h in helped]))
+            name, change = together(helped)
+            runs[name] = run("bench-recipe-combined", change)
             # only the new row is scored (against the same baseline on the same images); the others stand
             pair = compare_candidates([choices[0], Choice(name, [str(runs[name].best_checkpoint)])], val,
                                       baseline="zero-shot PP-OCR")

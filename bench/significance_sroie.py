@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench import best_of, write_results
 from kit.data.annotations import load_split
-from kit.evaluation.cleval_files import per_image_scores
+from kit.evaluation.per_image import per_image_scores
 from kit.evaluation.significance import gap_noise, leaderboard_splits, paired_bootstrap
 from kit.inference.predict import Predictor
 from kit.inference.threshold_search import best_setting, cache_maps, scores_at, threshold_search

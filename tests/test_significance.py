@@ -12,7 +12,7 @@ import pytest
 
 from kit.cli import main
 from kit.evaluation.cleval import evaluate
-from kit.evaluation.cleval_files import per_image_scores
+from kit.evaluation.per_image import per_image_scores
 from kit.evaluation.significance import against_baseline, gap_noise, leaderboard_splits, paired_bootstrap, split_masks
 from tests.reference import reference_bootstrap
 

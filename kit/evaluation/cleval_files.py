@@ -1,5 +1,5 @@
-"""CLEval over files: the GT and prediction files read by the reference's rules, what was skipped, per-image
-scores in and out, and the ``python -m kit metric`` command.
+"""CLEval over files: the GT and prediction files read by the reference's rules, what was skipped, and the
+``python -m kit metric`` command.
 
 The rules themselves (``kit.evaluation.cleval``) take polygons and know nothing of files.
 """
@@ -10,10 +10,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from kit.data.annotations import AnnotationError, read_images_object
 from kit.data.submission import HEADER, csv_rows
@@ -86,7 +85,7 @@ def read_metric_json(path: Path | str, gt: bool) -> dict[str, Words]:
 def is_submission_csv(path: Path | str) -> bool:
     """True when ``path`` starts with the leaderboard CSV's header (``filename,polygons``)."""
     with Path(path).open("rb") as f:
-        return f.read(32).lstrip(b"\xef\xbb\xbf").startswith(b"filename,polygons")
+        return f.read(32).lstrip(b"\xef\xbb\xbf").startswith(",".join(HEADER).encode())
 
 
 def read_metric_csv(path: Path | str) -> dict[str, Words]:
@@ -192,44 +191,3 @@ def command(args: argparse.Namespace) -> None:
         out["per_image"] = {name: {**r.scores(), "counts": image_counts(r)} for name, r in result.per_image.items()}
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
-
-
-SCORES = ("precision", "recall", "hmean")
-
-PerImage = Union[pd.DataFrame, DatasetResult, Mapping[str, ImageResult], str, Path]
-
-
-def per_image_scores(source: PerImage) -> pd.DataFrame:
-    """Per-image P / R / H indexed by image name, from a metric result, its per-image map, a table
-    (columns ``precision``, ``recall``, ``hmean`` and ``image`` or an image index) or a file: the
-    JSON of ``python -m kit metric --per-image`` or a CSV such as a run's ``val_per_image.csv``."""
-    if isinstance(source, DatasetResult):
-        source = source.per_image
-    if isinstance(source, (str, Path)):
-        source = _read_per_image(Path(source))
-    if isinstance(source, Mapping):
-        source = pd.DataFrame.from_dict({name: r.scores() for name, r in source.items()}, orient="index")
-    table = source.set_index("image") if "image" in source.columns else source
-    missing = [s for s in SCORES if s not in table.columns]
-    if missing:
-        raise InputError(f"per-image scores need columns {list(SCORES)}; missing {missing}")
-    if table.index.has_duplicates:
-        raise InputError(f"image {table.index[table.index.duplicated()][0]!r} is listed twice")
-    out = table[list(SCORES)].astype(float)
-    out.index = out.index.astype(str)
-    out.index.name = "image"
-    return out
-
-
-def _read_per_image(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileNotFoundError(f"per-image scores {path} not found")
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return pd.DataFrame.from_dict({k: {s: v[s] for s in SCORES} for k, v in doc["per_image"].items()},
-                                      orient="index")
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{path}: not per-image scores (python -m kit metric --per-image writes them): "
-                         f"{type(err).__name__} {err}") from None

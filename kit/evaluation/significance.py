@@ -4,8 +4,8 @@ The competition's score is the mean over images of per-image CLEval precision, r
 H-mean, so two prediction sets on the same images differ by the mean of their per-image
 differences. Which images happen to be in a validation set or a leaderboard half moves that
 mean by about as much as a threshold tweak does. Everything here works on per-image scores
-(``kit.evaluation.cleval`` computes them, ``kit.evaluation.cleval_files`` reads and
-writes them) and is vectorised and seeded:
+(``kit.evaluation.cleval`` computes them, ``kit.evaluation.per_image`` tabulates and
+reads them) and is vectorised and seeded:
 
 - :func:`paired_bootstrap`: the difference B - A with a percentile bootstrap interval over
   images (resampled together, so the pairing is kept), the probability that B beats A and
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import InputError
-from kit.evaluation.cleval_files import SCORES, PerImage, per_image_scores
+from kit.evaluation.per_image import SCORES, PerImage, per_image_scores
 
 #: The competition's test set size; the leaderboard scores a random half of it publicly.
 TEST_IMAGES = 413

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from kit.evaluation.cleval_files import per_image_scores
+from kit.evaluation.per_image import per_image_scores
 from kit.evaluation.significance import against_baseline
 from kit.experiments.pipeline import run_notebook
 from kit.files import write_csv

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import InputError
-from kit.evaluation.cleval_files import PerImage, evaluate_files, per_image_scores, problem_lines
+from kit.evaluation.cleval_files import evaluate_files, problem_lines
+from kit.evaluation.per_image import PerImage, per_image_scores
 from kit.evaluation.significance import TEST_IMAGES, against_baseline, gap_noise, leaderboard_splits, paired_bootstrap
 from kit.files import write_csv
 from kit.paths import OUTPUTS, VAL_PER_IMAGE

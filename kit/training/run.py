@@ -40,7 +40,7 @@ from kit.data.dataset import TextDetectionDataset
 from kit.data.synth import resolve_data_dir
 from kit.errors import InputError, NonFiniteLoss
 from kit.evaluation.cleval import DatasetResult
-from kit.evaluation.cleval_files import per_image_scores
+from kit.evaluation.per_image import per_image_scores
 from kit.files import append_row, write_csv, write_text
 from kit.model.checkpoint import Checkpoint
 from kit.model.factory import count_parameters
