@@ -59,17 +59,42 @@ def portable_path(path: Path | str) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def expand_checkpoints(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
+#: A checkpoint pattern's prefix naming the latest run: ``latest:best-*.ckpt`` is that glob in its ``checkpoints/``.
+LATEST = "latest:"
+
+
+def latest_run(outputs: Path | str = OUTPUTS) -> Path:
+    """The run folder under ``outputs`` trained last: the one whose newest checkpoint was written last.
+
+    Notebooks 03 and 04 default to it, so that a person running them after 02 analyses the run 02 just made,
+    not every run there is.
+    """
+    folder = project_path(outputs)
+    written: dict[Path, float] = {}
+    for checkpoint in folder.glob("*/checkpoints/*.ckpt"):
+        run = checkpoint.parent.parent
+        written[run] = max(written.get(run, 0.0), checkpoint.stat().st_mtime)
+    if not written:
+        raise FileNotFoundError(f"no training run under {folder} yet (none has checkpoints/*.ckpt): train one with "
+                                "notebook 02 or python -m kit train, or give checkpoint paths")
+    return max(written, key=lambda run: (written[run], run.name))
+
+
+def expand_checkpoints(patterns: str | Path | Sequence[str | Path], outputs: Path | str = OUTPUTS) -> list[Path]:
     """Checkpoint paths from paths or glob patterns (relative to the project root), in order, each pattern sorted.
 
+    ``latest:PATTERN`` is ``PATTERN`` in the checkpoints folder of :func:`latest_run` under ``outputs``.
     A pattern that matches nothing is an error naming it, not an empty ensemble.
     """
     found: list[Path] = []
     for pattern in [patterns] if isinstance(patterns, (str, Path)) else patterns:
-        path = project_path(pattern)
+        text = str(pattern)
+        path = (latest_run(outputs) / "checkpoints" / text[len(LATEST):] if text.startswith(LATEST)
+                else project_path(pattern))
         matches = sorted(path.parent.glob(path.name)) if any(c in path.name for c in "*?[") else [path]
         matches = [m for m in matches if m.is_file()]
         if not matches:
-            raise FileNotFoundError(f"no checkpoint matches {pattern!r}")
+            raise FileNotFoundError(f"no checkpoint matches {pattern!r}" + (f" ({path})" if path != project_path(
+                pattern) else ""))
         found.extend(m for m in matches if m not in found)
     return found

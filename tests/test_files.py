@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from kit.files import append_row, atomic_path, write_csv, write_text
+from kit.paths import expand_checkpoints, latest_run
 
 WRITERS, ROWS = 8, 6
 
@@ -39,3 +41,29 @@ def test_parallel_appends_lose_no_row(tmp_path: Path) -> None:
     assert len(table) == WRITERS * ROWS and table["run"].is_unique
     assert sorted(table["run"]) == sorted(f"w{w}-r{i}" for w in range(WRITERS) for i in range(ROWS))
     assert (table["note"] == "x" * 200).all()
+
+
+def _checkpoint(path: Path, mtime: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_latest_names_the_run_trained_last(tmp_path: Path) -> None:
+    old_best = _checkpoint(tmp_path / "old" / "checkpoints" / "best-epoch=03-val_hmean=0.9000.ckpt", 1000)
+    _checkpoint(tmp_path / "old" / "checkpoints" / "last.ckpt", 3000)  # trained last, though its best is older
+    new_best = _checkpoint(tmp_path / "new" / "checkpoints" / "best-epoch=00-val_hmean=0.5000.ckpt", 2000)
+    assert latest_run(tmp_path) == tmp_path / "old"
+    assert expand_checkpoints(["latest:best-*.ckpt", "latest:last.ckpt"], tmp_path) == [
+        old_best, tmp_path / "old" / "checkpoints" / "last.ckpt"]
+    os.utime(new_best, (4000, 4000))
+    assert expand_checkpoints("latest:best-*.ckpt", tmp_path) == [new_best]
+    with pytest.raises(FileNotFoundError, match=r"'latest:soup.ckpt' \(.*new/checkpoints/soup.ckpt\)"):
+        expand_checkpoints("latest:soup.ckpt", tmp_path)
+
+
+def test_latest_without_runs_says_how_to_make_one(tmp_path: Path) -> None:
+    (tmp_path / "ensemble").mkdir()  # an output folder that is not a run
+    with pytest.raises(FileNotFoundError, match="no training run under .* notebook 02"):
+        expand_checkpoints(["latest:best-*.ckpt"], tmp_path)

@@ -89,6 +89,20 @@ def test_area_precision_constraint_at_0_3() -> None:
     assert not evaluate_image(pair, [box(0, 8, 90, 98)]).matches  # 960 / 8100 < 0.3
 
 
+def test_word_links_say_which_detection_took_each_word_and_why() -> None:
+    halves = [box(10, 10, 60, 30), box(60, 10, 110, 30), box(300, 300, 340, 310)]
+    split = evaluate_image([WORD, box(10, 50, 110, 70)], halves)
+    # WORD's 5 centres at x = 20, 40, ..., 100: two in the left half, three (x = 60 on its left edge) in the right
+    assert split.word_links == {0: [(0, 1.0, 2, True), (1, 1.0, 3, True)]}
+    assert 1 not in split.word_links and split.missed == [1]  # no detection holds a centre of the missed word
+    low = evaluate_image([box(0, 0, 100, 20)], [box(0, 8, 30, 49)])  # area precision 12 / 41: under 0.3
+    ((det, ap, centres, matched),) = low.word_links[0]
+    assert (det, centres, matched) == (0, 1, False) and ap == pytest.approx(12 / 41, abs=1e-6)
+    # indices are the input's: a skipped short GT polygon and a skipped detection shift nothing
+    shifted = evaluate_image([[[0, 0], [1, 1]], WORD], [[[0, 0], [1, 1]], WORD])
+    assert shifted.word_links == {1: [(1, 1.0, 5, True)]}
+
+
 def test_coordinates_are_truncated_toward_zero() -> None:
     # 10.9 -> 10 and 110.99 -> 110: the truncated detection equals the GT exactly
     det = box(10.9, 10.9, 110.99, 30.99)

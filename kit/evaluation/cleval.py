@@ -308,6 +308,9 @@ class ImageResult:
     gt_chars_found: list[int] = field(default_factory=list)
     skipped_gt: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
     skipped_det: list[tuple[int, str]] = field(default_factory=list)
+    #: Per GT word (its input index), every detection holding one of its pseudo-character centres, as
+    #: (detection index, area precision, the word's centres inside it, matched): why a word was matched or not.
+    word_links: dict[int, list[tuple[int, float, int, bool]]] = field(default_factory=dict)
 
     def scores(self) -> dict[str, float]:
         return {"precision": self.precision, "recall": self.recall, "hmean": self.hmean}
@@ -377,8 +380,20 @@ def evaluate_image(gt_polygons: Sequence[np.ndarray], det_polygons: Sequence[np.
         ap[gi, di] = (intersection_areas(gt, det, gi, di) / det.areas[di]).astype(np.float32)
 
     match, matches = _match(ap, pcc, config.ap_constraint)
-    return _score(match, matches, inside, owner, counts, det.points, config, gt_index, det_index,
-                  skipped_gt, skipped_det)
+    result = _score(match, matches, inside, owner, counts, det.points, config, gt_index, det_index,
+                    skipped_gt, skipped_det)
+    result.word_links = word_links(ap, pcc, match, gt_index, det_index)
+    return result
+
+
+def word_links(ap: np.ndarray, pcc: np.ndarray, match: np.ndarray, gt_index: list[int],
+               det_index: list[int]) -> dict[int, list[tuple[int, float, int, bool]]]:
+    """:attr:`ImageResult.word_links` from the area precision, centre count and match matrices (usable-polygon
+    positions mapped back to input indices)."""
+    links: dict[int, list[tuple[int, float, int, bool]]] = {}
+    for g, d in zip(*np.nonzero(pcc > 0)):
+        links.setdefault(gt_index[g], []).append((det_index[d], float(ap[g, d]), int(pcc[g, d]), bool(match[g, d])))
+    return links
 
 
 def _match(ap: np.ndarray, pcc: np.ndarray, constraint: float) -> tuple[np.ndarray, list[tuple[list[int], list[int]]]]:
