@@ -104,6 +104,8 @@ def _synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the generator's seed: same seed, same bytes")
     for split, count in SYNTH_COUNTS.items():
         p.add_argument(f"--{split}", type=int, default=count, help=f"images in the {split} split (default {count})")
+    p.add_argument("--language", choices=["ko", "en"], default="ko",
+                   help="ko: Korean receipts with English words in the competition's share (default); en: English")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a synthetic set already in --out (default: refuse a folder that holds files)")
 

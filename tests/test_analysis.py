@@ -173,7 +173,11 @@ def test_analyse_a_checkpoint_as_the_predictor_would(tiny_checkpoint: Path, synt
 def test_analyse_a_predictions_file(synth_dir: Path, tmp_path: Path) -> None:
     records = load_split(synth_dir, "val")[0]
     found = analysis.analyse(records, predictions_json=write_annotations(records, tmp_path / "pred.json"))
-    assert found.result.hmean == pytest.approx(1.0) and found.maps is None and found.diagnosis()
+    assert found.result.scores() == evaluate({r.name: r.polygons() for r in records},
+                                             {r.name: r.polygons() for r in records}).scores()
+    # not exactly 1: a thin "1" is a ~4 px wide box read as vertical, and CLEval truncates the detection's
+    # coordinates, so the same box loses the pseudo-character centre on its edge (the competition's rule too)
+    assert found.result.hmean > 0.99 and found.maps is None and found.diagnosis()
     with pytest.raises(ValueError, match="checkpoints or a predictions JSON"):
         analysis.analyse(records)
 

@@ -56,3 +56,15 @@ def test_statistics_on_sroie(sroie_dir: Path) -> None:
     heat = eda.text_heatmap(records)
     assert 0 < heat.max() <= 1
     assert heat[:, :4].mean() < heat[:, 28:36].mean()  # text sits in the middle, not the margins
+
+
+def test_language_mix_counts_what_the_annotations_give() -> None:
+    box = [[0, 0], [10, 0], [10, 5], [0, 5]]
+    words = [Word("1", np.asarray(box, float), extra={"language": ["ko"]}) for _ in range(9)]
+    words += [Word("2", np.asarray(box, float), extra={"language": ["en"]}),
+              Word("3", np.asarray(box, float), extra={"language": None}), Word("4", np.asarray(box, float))]
+    mix = eda.language_mix(eda.word_table([ImageRecord("r.jpg", Path("r.jpg"), 20, 20, words)])).set_index("language")
+    assert mix["words"].to_dict() == {"ko": 9, eda.NO_LANGUAGE: 2, "en": 1}
+    assert mix.loc["ko", "share_of_given"] == pytest.approx(0.9)
+    assert np.isnan(mix.loc[eda.NO_LANGUAGE, "share_of_given"])
+    assert mix["share"].sum() == pytest.approx(1.0)

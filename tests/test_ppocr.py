@@ -156,7 +156,7 @@ def test_zero_shot_finds_synthetic_receipt_text(detector: torch.nn.Module, synth
 def test_fine_tune_checkpoint_hybrid_and_soup(synth_dir: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """One CPU epoch of the pretrained detector with the kit's loop, then the whole downstream."""
     config = resolve_config("ppocr_synth", data_dir=str(synth_dir), epochs=1, max_train_images=2, max_val_images=2,
-                            batch_size=2, schedule=[[0, 256]], augment={"crop": 128}, num_workers=0,
+                            batch_size=2, schedule=[[0, 640]], augment={"crop": 256}, num_workers=0,
                             output_dir=str(tmp_path), run_name="pp")
     run = train(config, progress=False)
     checkpoint = Checkpoint.load(run.last_checkpoint)

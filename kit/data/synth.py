@@ -1,8 +1,13 @@
 """Synthetic receipts in the competition layout: the kit's embedded default data.
 
 Each receipt is laid out line by line (shop header, item/qty/price columns, totals, dashed
-separators, footer), rendered word by word with matplotlib's DejaVu fonts, then warped
-(slight rotation and perspective) onto a background, blurred, noised and JPEG-compressed.
+separators, card slip, footer), rendered word by word, then warped (slight rotation and
+perspective) onto a background, blurred, noised and JPEG-compressed. By default the receipts
+are Korean, as the competition's are: Hangul words in NanumGothic (the font the
+koreanize-matplotlib wheel ships), with Latin words in the competition's share (ko 90.5%, en
+9.5% of the words whose language is given) and each word's ``language`` true to its text
+(``None`` for numbers and symbols); ``language="en"`` gives the English receipts in
+matplotlib's DejaVu fonts.
 A word's polygon is the tight box of its visible ink (alpha >= ``INK_ALPHA``) carried
 through the same warp, so it covers the glyphs and nothing more. Everything is drawn from
 ``numpy.random.default_rng([seed, split, index])``: the same seed gives the same files.
@@ -11,8 +16,10 @@ through the same warp, so it covers the glyphs and nothing more. Everything is d
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import re
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -32,9 +39,23 @@ from kit.paths import COMPETITION_DIR, SYNTH_COUNTS, SYNTH_DIR, project_path
 from kit.workers import pool_context
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-BODY_FONTS = ("DejaVuSansMono.ttf", "DejaVuSans.ttf", "DejaVuSerif.ttf")
-BOLD_FONTS = {"DejaVuSansMono.ttf": "DejaVuSansMono-Bold.ttf", "DejaVuSans.ttf": "DejaVuSans-Bold.ttf",
-              "DejaVuSerif.ttf": "DejaVuSerif-Bold.ttf"}
+#: The Hangul font's wheel (MIT; the NanumGothic files in it are NHN's, now Naver's, free Nanum fonts).
+KOREAN_FONT_PACKAGE = "koreanize-matplotlib"
+#: Per language: body fonts, and each one's bold face (file names; Korean ones in the wheel's fonts/).
+FONTS = {
+    "en": {"DejaVuSansMono.ttf": "DejaVuSansMono-Bold.ttf", "DejaVuSans.ttf": "DejaVuSans-Bold.ttf",
+           "DejaVuSerif.ttf": "DejaVuSerif-Bold.ttf"},
+    "ko": {"NanumGothic.ttf": "NanumGothicBold.ttf", "NanumGothicLight.ttf": "NanumGothicBold.ttf",
+           "NanumGothicBold.ttf": "NanumGothicExtraBold.ttf"},
+}
+LANGUAGES = tuple(FONTS)
+#: Paper widths (px, before the warp) per language: the Korean receipts are wider, so that their words come
+#: out nearer the competition's height (boxes ~26 px) once a receipt is scaled to MAX_SIDE.
+PAPER_WIDTH = {"en": (360, 620), "ko": (560, 860)}
+#: The share of Latin words among the words with a language on the competition's receipts.
+EN_SHARE = 0.095
+HANGUL = re.compile("[\uac00-\ud7a3]")
+LATIN = re.compile("[A-Za-z]")
 #: Glyph coverage (0-255) from which a pixel counts as ink of its word.
 INK_ALPHA = 64
 MAX_SIDE = 1280
@@ -48,6 +69,31 @@ ITEMS = ("AMERICANO", "CAFE LATTE", "BAGEL", "CREAM CHEESE", "MILK 1L", "WHITE B
          "TOOTHPASTE", "NOTEBOOK A5", "PEN BLACK", "SANDWICH", "SALAD BOWL", "ICE CREAM", "EGG 10EA")
 FOOTERS = ("THANK YOU", "THANK YOU FOR VISITING", "PLEASE COME AGAIN", "NO REFUND WITHOUT RECEIPT",
            "HAVE A NICE DAY")
+
+
+# The Korean receipts' words, each with the English a receipt might print instead (chosen with EN_PICK).
+KO_SHOPS = (("그린마트 강남점", "GREEN MART"), ("카페 루나", "CAFE LUNA"), ("데일리 프레시", "DAILY FRESH"),
+            ("달빛 베이커리", "MOONLIGHT BAKERY"), ("서울 식당", "SEOUL KITCHEN"), ("시티 약국", "CITY PHARMACY"),
+            ("푸른바다 스시", "BLUE OCEAN SUSHI"), ("행복한 책방", "HAPPY BOOKS"), ("편의점 24시", "CORNER STORE 24"),
+            ("박씨네 반찬가게", "PARK'S DELI"))
+KO_CITIES = ("서울특별시 강남구", "서울특별시 마포구", "부산광역시 해운대구", "경기도 성남시 분당구", "인천광역시 연수구",
+             "대구광역시 중구", "대전광역시 유성구")
+KO_ROADS = ("테헤란로", "강남대로", "월드컵로", "해운대로", "판교역로", "중앙로", "대학로", "센텀중앙로")
+KO_NAMES = ("김민준", "이서연", "박지훈", "최수아", "정우진", "강하은", "조예린", "윤도현")
+KO_ITEMS = (("아메리카노", "AMERICANO"), ("카페 라떼", "CAFE LATTE"), ("바닐라 라떼", "VANILLA LATTE"),
+            ("크림치즈 베이글", "BAGEL"), ("우유 1L", "MILK 1L"), ("식빵", "WHITE BREAD"), ("오렌지 주스", "ORANGE JUICE"),
+            ("녹차", "GREEN TEA"), ("초코 쿠키", "CHOCO COOKIE"), ("바나나", "BANANA"), ("사과 3입", "APPLE 3EA"),
+            ("신라면", "RAMEN"), ("참치 김밥", "KIMBAP"), ("생수 500ml", "WATER 500ML"), ("비누", "SOAP"),
+            ("치약", "TOOTHPASTE"), ("공책 A5", "NOTEBOOK A5"), ("볼펜 검정", "PEN BLACK"), ("햄 샌드위치", "SANDWICH"),
+            ("샐러드", "SALAD BOWL"), ("아이스크림", "ICE CREAM"), ("계란 10구", "EGG 10EA"), ("삼각김밥", "ONIGIRI"),
+            ("컵라면", "CUP NOODLE"), ("두부", "TOFU"), ("콩나물", "BEAN SPROUTS"), ("떡볶이", "TTEOKBOKKI"),
+            ("어묵", "FISH CAKE"), ("맥주 500ml", "BEER 500ML"), ("감자칩", "POTATO CHIPS"), ("딸기 우유", "STRAWBERRY MILK"))
+KO_CARDS = ("신한카드", "국민카드", "삼성카드", "현대카드", "우리카드", "하나카드", "비씨카드", "롯데카드")
+KO_FOOTERS = (("감사합니다", "THANK YOU"), ("또 방문해 주세요", "PLEASE COME AGAIN"), ("좋은 하루 되세요", "HAVE A NICE DAY"),
+              ("교환 환불은 7일 이내 가능합니다", "NO REFUND WITHOUT RECEIPT"))
+#: How often a Korean receipt prints a label or name in English instead, chosen so that Latin words make up
+#: EN_SHARE of the words with a language (tests/test_synth.py measures it).
+EN_PICK = 0.08
 
 
 @dataclass
@@ -64,9 +110,28 @@ class Receipt:
     ink: np.ndarray
 
 
+def korean_font_dir() -> Path:
+    """The folder of the wheel's NanumGothic files, found without importing the package (its import restyles
+    matplotlib)."""
+    spec = importlib.util.find_spec(KOREAN_FONT_PACKAGE.replace("-", "_"))
+    folder = Path(next(iter(spec.submodule_search_locations or []), "")) / "fonts" if spec else None
+    if folder is None or not (folder / "NanumGothic.ttf").is_file():
+        raise InputError(f"the Korean synthetic receipts need the Hangul font inside the {KOREAN_FONT_PACKAGE} "
+                         f"wheel: pip install -r requirements.txt (or pip install {KOREAN_FONT_PACKAGE}), or "
+                         "generate English receipts (language='en', python -m kit synth --language en)")
+    return folder
+
+
 @lru_cache(maxsize=64)
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(FONT_DIR / name), size)
+    folder = korean_font_dir() if name.startswith("Nanum") else FONT_DIR
+    return ImageFont.truetype(str(folder / name), size)
+
+
+def word_language(text: str) -> list[str] | None:
+    """A word's ``language`` as the competition writes it: ``["ko"]`` with Hangul in it, ``["en"]`` with Latin
+    letters only, ``None`` for numbers and symbols."""
+    return ["ko"] if HANGUL.search(text) else ["en"] if LATIN.search(text) else None
 
 
 def _money(rng: np.random.Generator) -> str:
@@ -75,9 +140,12 @@ def _money(rng: np.random.Generator) -> str:
     return f"{rng.uniform(0.5, 80):.2f}"
 
 
-def _layout(rng: np.random.Generator) -> list[list[tuple[str, float, str, bool, float]]]:
-    """Lines of (text, x in [0, 1] of the printable width, align, bold, size factor)."""
-    lines: list[list[tuple[str, float, str, bool, float]]] = [
+Line = list[tuple[str, float, str, bool, float]]  # (text, x in [0, 1] of the printable width, align, bold, size)
+
+
+def _layout(rng: np.random.Generator) -> list[Line]:
+    """The English receipt's lines."""
+    lines: list[Line] = [
         [(str(rng.choice(SHOPS)), 0.5, "center", True, 1.4)],
         [(f"{int(rng.integers(1, 999))} {rng.choice(STREETS)}", 0.5, "center", False, 1.0)],
         [(f"TEL {int(rng.integers(10, 99)):02d}-{int(rng.integers(100, 9999))}-{int(rng.integers(1000, 9999))}",
@@ -102,6 +170,63 @@ def _layout(rng: np.random.Generator) -> list[list[tuple[str, float, str, bool, 
     return lines
 
 
+def _pick(rng: np.random.Generator, pairs: tuple[tuple[str, str], ...] | tuple[str, str]) -> str:
+    """One (Korean, English) pair drawn from ``pairs`` (or ``pairs`` itself), printed in English with EN_PICK."""
+    pair = pairs if isinstance(pairs[0], str) else pairs[int(rng.integers(len(pairs)))]
+    return pair[1] if rng.random() < EN_PICK else pair[0]
+
+
+def _won(rng: np.random.Generator, low: int = 5, high: int = 300) -> str:
+    return f"{int(rng.integers(low, high)) * 100:,}"
+
+
+def _layout_ko(rng: np.random.Generator) -> list[Line]:
+    """A Korean receipt's lines: header with business number and address, four item columns, the VAT lines,
+    the card slip and a footer (60-130 words; the competition's receipts: 48-276, mean 116)."""
+    left, right, centre = 0.0, 1.0, 0.5
+    stamp = (f"2026-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d} "
+             f"{int(rng.integers(0, 24)):02d}:{int(rng.integers(0, 60)):02d}")
+    lines: list[Line] = [
+        [(_pick(rng, KO_SHOPS), centre, "center", True, 1.4)],
+        [(f"{rng.choice(KO_CITIES)} {rng.choice(KO_ROADS)} {int(rng.integers(1, 999))}", centre, "center", False, 1.0)],
+        [(f"{_pick(rng, ('사업자번호', 'BIZ NO'))} {int(rng.integers(100, 999))}-{int(rng.integers(10, 99))}-"
+          f"{int(rng.integers(10000, 99999))}", left, "left", False, 1.0),
+         (f"{_pick(rng, ('대표', 'CEO'))} {rng.choice(KO_NAMES)}", right, "right", False, 1.0)],
+        [(f"{_pick(rng, ('전화', 'TEL'))} 0{int(rng.integers(2, 70))}-{int(rng.integers(100, 9999))}-"
+          f"{int(rng.integers(1000, 9999))}", left, "left", False, 1.0)],
+        [(f"{_pick(rng, ('판매일', 'DATE'))} {stamp}", left, "left", False, 1.0),
+         (f"{_pick(rng, ('포스', 'POS'))} {int(rng.integers(1, 9)):02d}", right, "right", False, 1.0)],
+        [(f"{_pick(rng, ('영수증번호', 'NO'))} {int(rng.integers(0, 10**6)):06d}", left, "left", False, 1.0),
+         (f"{_pick(rng, ('계산원', 'CASHIER'))} {rng.choice(KO_NAMES)}", right, "right", False, 1.0)],
+        [("-", 0, "sep", False, 1.0)],
+        [(_pick(rng, ("상품명", "ITEM")), left, "left", True, 1.0), (_pick(rng, ("단가", "PRICE")), 0.62, "right", True, 1.0),
+         (_pick(rng, ("수량", "QTY")), 0.75, "right", True, 1.0), (_pick(rng, ("금액", "AMOUNT")), right, "right", True, 1.0)],
+        [("-", 0, "sep", False, 1.0)],
+    ]
+    for number in range(1, int(rng.integers(4, 14))):  # numbered, as Korean POS receipts print them
+        price, qty = int(rng.integers(5, 300)) * 100, int(rng.integers(1, 5))
+        lines.append([(f"{number:03d} {_pick(rng, KO_ITEMS)}", left, "left", False, 1.0), (f"{price:,}", 0.62, "right", False, 1.0),
+                      (str(qty), 0.75, "right", False, 1.0), (f"{price * qty:,}", right, "right", False, 1.0)])
+    lines.append([("=", 0, "sep", False, 1.0)])
+    for label in (("과세 물품가액", "SUBTOTAL"), ("부가세", "VAT"), ("면세 물품가액", "TAX FREE")):
+        lines.append([(_pick(rng, label), left, "left", False, 1.0), (_won(rng), right, "right", False, 1.0)])
+    lines.append([(_pick(rng, ("합계 금액", "TOTAL")), left, "left", True, 1.2), (_won(rng), right, "right", True, 1.2)])
+    lines.append([(_pick(rng, ("받을 금액", "AMOUNT DUE")), left, "left", False, 1.0), (_won(rng), right, "right", False, 1.0)])
+    lines.append([("-", 0, "sep", False, 1.0)])
+    lines += [
+        [(f"{_pick(rng, ('카드종류', 'CARD'))} {rng.choice(KO_CARDS)}", left, "left", False, 1.0)],
+        [(f"{_pick(rng, ('카드번호', 'CARD NO'))} {int(rng.integers(1000, 9999))}-{int(rng.integers(10, 99))}**-****-"
+          f"{int(rng.integers(1000, 9999))}", left, "left", False, 1.0)],
+        [(f"{_pick(rng, ('승인번호', 'APPROVAL'))} {int(rng.integers(10**7, 10**8))}", left, "left", False, 1.0),
+         (_pick(rng, ("일시불", "LUMP SUM")), right, "right", False, 1.0)],
+        [(f"{_pick(rng, ('승인일시', 'APPROVED'))} {stamp}", left, "left", False, 1.0)],
+        [("-", 0, "sep", False, 1.0)],
+    ]
+    for footer in rng.choice(len(KO_FOOTERS), size=int(rng.integers(1, 3)), replace=False):
+        lines.append([(_pick(rng, KO_FOOTERS[int(footer)]), centre, "center", False, 1.0)])
+    return lines
+
+
 def _paper(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """Off-white paper with a smooth shading gradient and fibre noise, float32 RGB."""
     tint = rng.uniform(232, 252) - np.array([0.0, rng.uniform(0, 6), rng.uniform(2, 14)])
@@ -111,13 +236,16 @@ def _paper(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return paper.astype(np.float32)
 
 
-def render_receipt(rng: np.random.Generator) -> Receipt:
-    """Lay out, render and warp one receipt."""
-    body = str(rng.choice(BODY_FONTS))
-    width = int(rng.integers(360, 620))
+def render_receipt(rng: np.random.Generator, language: str = "ko") -> Receipt:
+    """Lay out, render and warp one receipt in ``language`` (one of :data:`LANGUAGES`)."""
+    if language not in FONTS:
+        raise InputError(f"unknown synthetic receipt language {language!r}; known: {', '.join(LANGUAGES)}")
+    fonts = FONTS[language]
+    body = str(rng.choice(tuple(fonts)))
+    width = int(rng.integers(*PAPER_WIDTH[language]))
     margin = int(rng.integers(14, 32))
     size = int((width - 2 * margin) / (rng.integers(30, 40) * 0.65))  # 30-40 characters a line
-    lines = _layout(rng)
+    lines = _layout_ko(rng) if language == "ko" else _layout(rng)
     line_h = int(size * rng.uniform(1.35, 1.7))
     height = 2 * margin + sum(int(line_h * max(item[4] for item in line)) for line in lines)
     paper = _paper(rng, height, width)
@@ -130,16 +258,19 @@ def render_receipt(rng: np.random.Generator) -> Receipt:
     y = margin
     for line in lines:
         line_height = int(line_h * max(item[4] for item in line))
+        line_end = -np.inf  # where the line's last word ends: a column pushed into it moves right, never overlaps
         for text, xpos, align, bold, factor in line:
             if align == "sep":
                 _draw_separator(paper, rng, y + line_height // 2, margin, width - margin, text, ink_rgb)
                 continue
-            font = _font(BOLD_FONTS[body] if bold else body, int(size * factor))
+            font = _font(fonts[body] if bold else body, int(size * factor))
             space = font.getlength(" ")
             words = text.split()
             total = sum(font.getlength(w) for w in words) + space * (len(words) - 1)
             x = margin + xpos * printable - {"left": 0.0, "center": total / 2, "right": total}[align]
+            x = max(x, line_end + space)
             for word in words:
+                line_end = x + font.getlength(word)
                 rect = _draw_word(paper, ink_labels, font, word, int(round(x)), y, len(texts) + 1, ink_rgb, rng)
                 if rect is not None:
                     texts.append(word)
@@ -210,11 +341,11 @@ def _warp(rng: np.random.Generator, paper: np.ndarray, labels: np.ndarray, texts
     return Receipt(np.clip(image, 0, 255).astype(np.uint8), texts, warped.reshape(-1, 4, 2), ink)
 
 
-def _render_file(args: tuple[int, int, int, Path]) -> tuple[int, int, list[str], list[list[list[float]]]]:
+def _render_file(args: tuple[int, int, int, Path, str]) -> tuple[int, int, list[str], list[list[list[float]]]]:
     """Render receipt ``index`` of split number ``split_no`` and save it as JPEG; runs in a worker."""
-    seed, split_no, index, path = args
+    seed, split_no, index, path, language = args
     rng = np.random.default_rng([seed, split_no, index])
-    receipt = render_receipt(rng)
+    receipt = render_receipt(rng, language)
     quality = int(rng.integers(80, 96))
     cv2.imwrite(str(path), cv2.cvtColor(receipt.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     h, w = receipt.image.shape[:2]
@@ -222,13 +353,18 @@ def _render_file(args: tuple[int, int, int, Path]) -> tuple[int, int, list[str],
 
 
 def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] | None = None, seed: int = 0,
-                     workers: int | None = None, overwrite: bool = False) -> Path:
-    """Write a synthetic dataset in the competition layout (test JSON without words) and a manifest.
+                     workers: int | None = None, overwrite: bool = False, language: str = "ko") -> Path:
+    """Write a synthetic dataset in the competition layout (test JSON without words) and a manifest of what
+    made it (seed, counts, language), which :func:`ensure_dataset` checks before reusing the folder.
 
     A folder that already holds files is never written into; with ``overwrite`` a synthetic set the kit made
     (it has the manifest) is replaced, anything else still refused.
     """
     counts = dict(SYNTH_COUNTS if counts is None else counts)
+    if language not in FONTS:
+        raise InputError(f"unknown synthetic receipt language {language!r}; known: {', '.join(LANGUAGES)}")
+    if language == "ko":
+        korean_font_dir()  # before the folder is touched
     out_dir = Path(out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not overwrite:
@@ -243,32 +379,34 @@ def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] 
         for split, n in counts.items():
             json_path, image_dir = split_paths(out_dir, split)
             image_dir.mkdir(parents=True, exist_ok=True)
-            jobs = [(seed, SPLITS.index(split), i, image_dir / f"synth_{split}_{i:04d}.jpg") for i in range(n)]
+            jobs = [(seed, SPLITS.index(split), i, image_dir / f"synth_{split}_{i:04d}.jpg", language) for i in range(n)]
             results = list(tqdm(pool.map(_render_file, jobs, chunksize=4), total=n, desc=f"synth {split}"))
             records = []
-            for (_, _, _, path), (w, h, texts, quads) in zip(jobs, results):
+            for (_, _, _, path, _), (w, h, texts, quads) in zip(jobs, results):
                 words = [] if split == "test" else [
                     Word(f"{k + 1:04d}", np.asarray(q), extra={"transcription": t, "orientation": "Horizontal",
-                                                                "language": ["en"]})
+                                                                "language": word_language(t)})
                     for k, (t, q) in enumerate(zip(texts, quads))
                 ]
                 records.append(ImageRecord(path.name, path, w, h, words))
             write_annotations(records, json_path)
-    write_text(out_dir / MANIFEST, json.dumps({"seed": seed, "counts": counts}))  # last: marks the set complete
+    manifest = {"seed": seed, "counts": counts, "language": language}
+    write_text(out_dir / MANIFEST, json.dumps(manifest))  # last: marks the set complete
     return out_dir
 
 
-def ensure_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] | None = None, seed: int = 0) -> Path:
+def ensure_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] | None = None, seed: int = 0,
+                   language: str = "ko") -> Path:
     """The synthetic dataset at ``out_dir``, generated when the folder is missing or empty.
 
     A folder holding anything else (a set made with other settings, a user's files) is never regenerated: it is
     an error that says how to rebuild it.
     """
     out_dir = Path(out_dir)
-    wanted = {"seed": seed, "counts": dict(SYNTH_COUNTS if counts is None else counts)}
+    wanted = {"seed": seed, "counts": dict(SYNTH_COUNTS if counts is None else counts), "language": language}
     manifest = out_dir / MANIFEST
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return generate_dataset(out_dir, wanted["counts"], seed)
+        return generate_dataset(out_dir, wanted["counts"], seed, language=language)
     found = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
     if found == wanted:
         return out_dir
@@ -276,9 +414,10 @@ def ensure_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] | 
         raise InputError(f"{out_dir} holds files but no {MANIFEST}, not the synthetic set asked for ({wanted}); the "
                          "kit does not overwrite it: move or delete it, then run again")
     sizes = " ".join(f"--{k} {v}" for k, v in wanted["counts"].items())
-    raise InputError(f"{out_dir} holds a synthetic set made with {found}, not the one asked for ({wanted}); the kit "
+    made = found if "language" in found else {**found, "language": "en, by an older kit"}
+    raise InputError(f"{out_dir} holds a synthetic set made with {made}, not the one asked for ({wanted}); the kit "
                      f"does not overwrite it. Rebuild it with python -m kit synth --out {out_dir} {sizes} --seed "
-                     f"{seed} --overwrite, or move it away")
+                     f"{seed} --language {language} --overwrite, or move it away")
 
 
 def resolve_data_dir(data_dir: Path | str, announce: bool = True) -> Path:
@@ -305,6 +444,6 @@ def resolve_data_dir(data_dir: Path | str, announce: bool = True) -> Path:
 def command(args: argparse.Namespace) -> None:
     """``python -m kit synth``: write the dataset and say where."""
     out = generate_dataset(args.out, {split: getattr(args, split) for split in SYNTH_COUNTS}, args.seed,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, language=args.language)
     print(f"synthetic dataset written to {out}")
 

@@ -108,7 +108,13 @@ def report_html(report: dict[str, Any]) -> str:
     links = report["detections"]
     if not len(links):
         return head + "<br>no detection holds any of its character centres"
-    return head + links.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0)
+    shown = links.assign(other_words=[_few(words) for words in links["other_words"]])
+    return head + shown.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0)
+
+
+def _few(words: list[int], limit: int = 6) -> str:
+    """A list of word indices short enough for the panel: a detection over a whole receipt holds hundreds."""
+    return ", ".join(map(str, words[:limit])) + (f" (+{len(words) - limit} more)" if len(words) > limit else "")
 
 
 class _Browser(widgets.VBox):
