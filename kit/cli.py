@@ -174,7 +174,11 @@ def _predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", action="append", required=True,
                    help="a checkpoint path or glob pattern; repeat for an ensemble (maps averaged)")
     p.add_argument("--images", required=True, type=Path, help="the folder of images to predict")
-    p.add_argument("--out", required=True, type=Path, help="the predictions JSON to write (competition schema)")
+    p.add_argument("--out", type=Path, help="the predictions JSON to write (competition schema)")
+    p.add_argument("--csv", type=Path, help="the leaderboard CSV to write, checked as the leaderboard would before it "
+                   "replaces anything")
+    p.add_argument("--test-json", type=Path, help="the test JSON: which images, in the CSV rows' order (default: "
+                   "every image in --images, by name)")
     p.add_argument("--tta", default="", help="extra TTA views, e.g. hflip,vflip,rot90,scale=0.9,scale=1.1")
     p.add_argument("--weights", type=number_list, default=None, help="ensemble weights, one per checkpoint: 0.6,0.4")
     p.add_argument("--frame-size", type=int, default=None,
@@ -186,12 +190,32 @@ def _predict(p: argparse.ArgumentParser) -> None:
                    help="polygons, or minimum-area quadrilaterals (default: the checkpoint's)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
                    help="inference precision (fp16/bf16 need a GPU)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="where the networks run: torch, or ONNX Runtime's CPU provider on each checkpoint's "
+                        "exported graph (.onnx files from export run there anyway)")
+
+
+def _export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", type=Path, help="the checkpoint to export")
+    p.add_argument("--out", type=Path, required=True, help="the ONNX file to write (dynamic batch, height, width)")
+    p.add_argument("--size", type=int, default=None, help="the side traced at (default: the evaluation size)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (default: refuse)")
+
+
+def _check_export(args: argparse.Namespace) -> None:
+    existing(args.checkpoint, "checkpoint")
+    if args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; the kit does not replace it unasked: another --out, or --overwrite")
 
 
 def _check_predict(args: argparse.Namespace) -> None:
+    if not (args.out or args.csv):
+        raise InputError("give --out PRED.json, --csv OUT.csv or both: where the predictions go")
     args.ckpt = [str(p) for p in expand_checkpoints(args.ckpt)]
     if not project_path(args.images).is_dir():
         raise NotADirectoryError(f"image folder {args.images} not found")
+    if args.test_json:
+        existing(args.test_json, "test JSON")
     if args.weights is not None and len(args.weights) != len(args.ckpt):
         raise InputError(f"--weights gives {len(args.weights)} weights for {len(args.ckpt)} checkpoints")
     parse_tta(args.tta)
@@ -214,14 +238,23 @@ def _check_metric(args: argparse.Namespace) -> None:
 
 
 def _submit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--check", type=Path, required=True, help="the CSV to check")
+    p.add_argument("predictions", nargs="?", type=Path,
+                   help="a predictions JSON (competition schema, e.g. from predict --out) to write as the CSV")
+    p.add_argument("out", nargs="?", type=Path, help="the CSV to write (replaced only by one that passes the checks)")
+    p.add_argument("--check", type=Path, help="instead: the CSV to check (exit status 1 if the leaderboard rejects it)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", type=Path, help="the test image folder (names and sizes)")
-    source.add_argument("--test-json", type=Path, help="the test JSON (names and sizes)")
+    source.add_argument("--test-json", type=Path, help="the test JSON (names, sizes and the rows' order)")
 
 
 def _check_submit(args: argparse.Namespace) -> None:
-    existing(args.check, "submission")
+    if args.check and args.predictions:
+        raise InputError("give PRED.json OUT.csv to write a CSV, or --check CSV to check one, not both")
+    if not args.check and not (args.predictions and args.out):
+        raise InputError("give PRED.json OUT.csv (with --test-json) to write the CSV, or --check CSV to check one")
+    if args.predictions and not args.test_json:
+        raise InputError("writing a CSV needs --test-json: its image order is the rows' order")
+    existing(args.check or args.predictions, "submission" if args.check else "predictions JSON")
     existing(args.images or args.test_json, "test images" if args.images else "test JSON")
 
 
@@ -287,6 +320,8 @@ COMMANDS: dict[str, Command] = {
     "predict": Command("kit.inference.predict:command",
                        "predict word polygons for a folder of images: checkpoints, ensembles, TTA",
                        _predict, _check_predict),
+    "export": Command("kit.inference.onnx_backend:command", "export a checkpoint's inference graph to ONNX "
+                      "(normalisation, size and postprocess in its metadata)", _export, _check_export),
     "metric": Command("kit.evaluation.cleval_files:command",
                       "CLEval (the competition's variant) of a predictions JSON or a submission CSV",
                       _metric, _check_metric),

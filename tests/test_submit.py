@@ -118,3 +118,51 @@ def test_validator_warns_about_polygons_the_metric_cannot_use(tmp_path: Path) ->
     problems = check_submission(path, TEST_IMAGES)
     assert len(problems) == 1 and not problems[0].fatal
     assert "3 polygon(s) without area or with collinear points (e.g. polygon 2)" in str(problems[0])
+
+
+def test_the_csv_from_a_predictions_json_replaces_a_file_only_when_it_passes(tmp_path: Path) -> None:
+    test_json = tmp_path / "test.json"
+    test_json.write_text(json.dumps(to_json_doc(TEST_IMAGES)))
+    good = tmp_path / "pred.json"  # predicted out of order, one image without predictions
+    good.write_text(json.dumps(to_json_doc([prediction("t2.jpg", [quad(5, 5)], [0.9]),
+                                            prediction("t0.jpg", [quad(50, 50), quad(5, 5)], [0.5, 0.8])])))
+    out = tmp_path / "sub.csv"
+    out.write_text("an earlier submission")
+    run = subprocess.run([sys.executable, "-m", "kit", "submit", str(good), str(out), "--test-json", str(test_json)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert [r.name for r in read_submission(out)] == ["t0.jpg", "t1.jpg", "t2.jpg"] and not check_submission(
+        out, TEST_IMAGES)
+    written = out.read_bytes()
+    bad = tmp_path / "bad.json"  # a polygon far outside its 200 x 100 image: the leaderboard refuses the file
+    bad.write_text(json.dumps(to_json_doc([prediction("t0.jpg", [quad(900, 5)], [0.9])])))
+    run = subprocess.run([sys.executable, "-m", "kit", "submit", str(bad), str(out), "--test-json", str(test_json)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and "not written, the leaderboard would reject it" in run.stderr  # a user error
+    assert out.read_bytes() == written and sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.json", "pred.json", "sub.csv", "test.json"]  # the earlier file as it was, no temporary left
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["submit", "p.json", "o.csv", "--check", "o.csv", "--test-json", "t.json"], "not both"),
+    (["submit", "p.json", "--test-json", "t.json"], "give PRED.json OUT.csv"),
+    (["submit", "p.json", "o.csv", "--images", "."], "needs --test-json"),
+    (["predict", "--ckpt", "c.ckpt", "--images", "."], "--out PRED.json, --csv OUT.csv or both"),
+])
+def test_submission_arguments_are_checked_first(argv: list[str], message: str) -> None:
+    run = subprocess.run([sys.executable, "-m", "kit", *argv], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode != 0 and message in run.stderr
+
+
+def test_predict_writes_the_checked_csv_in_the_test_order(tiny_checkpoint: Path, synth_dir: Path,
+                                                         tmp_path: Path) -> None:
+    test_json = synth_dir / "jsons" / "test.json"
+    run = subprocess.run([sys.executable, "-m", "kit", "predict", "--ckpt", str(tiny_checkpoint), "--images",
+                          str(synth_dir / "images" / "test"), "--test-json", str(test_json), "--csv",
+                          str(tmp_path / "sub.csv"), "--out", str(tmp_path / "pred.json")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    test_images = read_annotations(test_json)[0]
+    assert [r.name for r in read_submission(tmp_path / "sub.csv")] == [r.name for r in test_images]
+    assert not [p for p in check_submission(tmp_path / "sub.csv", test_images) if p.fatal]
+    assert "passes the leaderboard's checks" in run.stdout and (tmp_path / "pred.json").is_file()

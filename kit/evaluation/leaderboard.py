@@ -1,6 +1,9 @@
-"""The leaderboard's checks of a submission CSV (the format: ``kit.data.submission``).
+"""The leaderboard's checks of a submission CSV (the format: ``kit.data.submission``), and the CSV written only
+when it passes them.
 
-``python -m kit submit --check sub.csv --images DIR`` (or ``--test-json``) lists every
+``python -m kit submit PRED.json OUT.csv --test-json TEST.json`` writes predictions (the competition schema, e.g.
+from ``python -m kit predict``) as the leaderboard CSV in the test JSON's order, checked before it replaces
+anything. ``python -m kit submit --check sub.csv --images DIR`` (or ``--test-json``) lists every
 problem a leaderboard would reject (exit status 1 if there is any) and warns, per image,
 about what it would accept but score badly: polygons without area or with all points on
 one line (the metric counts each as an unmatched detection worth up to 100 false
@@ -18,8 +21,10 @@ from typing import Sequence
 import numpy as np
 
 from kit.data.annotations import ImageRecord, image_records, read_annotations
-from kit.data.submission import HEADER, MAX_POLYGONS, csv_rows
+from kit.data.submission import HEADER, MAX_POLYGONS, csv_rows, write_submission
+from kit.errors import InputError
 from kit.evaluation.cleval import Boxes, aspect_ratio
+from kit.files import atomic_path
 
 #: How far outside the image a coordinate may lie before the validator calls it wrong (fraction of the side).
 OUTSIDE_MARGIN = 0.1
@@ -106,13 +111,41 @@ def check_submission(path: str | Path, images: Sequence[ImageRecord]) -> list[Pr
     return problems
 
 
+def write_checked_submission(predictions: Sequence[ImageRecord], test_images: Sequence[ImageRecord],
+                             path: str | Path) -> tuple[Path, list[Problem]]:
+    """The leaderboard CSV of ``predictions`` in the test JSON's order, written only if it passes every check.
+
+    The CSV is written and checked beside ``path``, then renamed over it: a file already there (an earlier
+    submission) is replaced in one step by a CSV the leaderboard accepts, or left as it was with an error
+    listing the problems. Warnings (e.g. polygons without area) come back with the path.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        write_submission(predictions, [r.name for r in test_images], tmp)
+        problems = check_submission(tmp, test_images)
+        fatal = [p for p in problems if p.fatal]
+        if fatal:
+            listed = "; ".join(str(p) for p in fatal[:5]) + (f"; ... {len(fatal) - 5} more" if len(fatal) > 5 else "")
+            raise InputError(f"{path}: not written, the leaderboard would reject it ({len(fatal)} problem(s)): "
+                             f"{listed}")
+    return path, problems
+
+
 def command(args: argparse.Namespace) -> None:
-    """``python -m kit submit``: every problem printed; exit status 1 if the leaderboard would reject the CSV."""
+    """``python -m kit submit``: ``PRED.json OUT.csv --test-json TEST.json`` writes the checked CSV;
+    ``--check CSV`` prints every problem of an existing one, exit status 1 if the leaderboard would reject it."""
     images = image_records(args.images) if args.images else read_annotations(args.test_json)[0]
+    if args.predictions:
+        predictions = read_annotations(args.predictions)[0]
+        path, problems = write_checked_submission(predictions, images, args.out)
+        for problem in problems:
+            print(problem)
+        print(f"{path}: {sum(len(r.words) for r in predictions)} polygons for {len(images)} test images, "
+              f"{len(problems)} warning(s)")
+        return
     problems = check_submission(args.check, images)
     for problem in problems:
         print(problem)
     fatal = sum(p.fatal for p in problems)
     print(f"{args.check}: {fatal} problem(s), {len(problems) - fatal} warning(s) for {len(images)} test images")
     sys.exit(1 if fatal else 0)
-

@@ -30,10 +30,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kit.data.annotations import ImageRecord, Word, image_records, read_image, to_json_doc
+from kit.data.annotations import ImageRecord, Word, image_records, read_annotations, read_image, to_json_doc
 from kit.data.dataset import build_transform, letterbox, letterbox_size
 from kit.errors import InputError
 from kit.evaluation.cleval import CLEvalAccumulator, ImageResult
+from kit.evaluation.leaderboard import write_checked_submission
 from kit.files import write_text
 from kit.inference.tta import parse_tta
 from kit.model.checkpoint import Checkpoint
@@ -51,6 +52,10 @@ def image_tensor(image: np.ndarray, size: int, model: torch.nn.Module) -> tuple[
     canvas, scale = letterbox(image, size)
     normalised = _normalizer(tuple(model.config.mean), tuple(model.config.std))(image=canvas)["image"]
     return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None], scale
+
+
+#: Where the networks run: torch (CPU or GPU), or ONNX Runtime's CPU provider on an exported graph.
+BACKENDS = ("torch", "onnxruntime")
 
 
 class Predictor:
@@ -76,14 +81,35 @@ class Predictor:
     @classmethod
     def load(cls, checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
              tta: str | Sequence[str] | None = None, frame_size: int | None = None,
-             config: PostprocessConfig | None = None, device: str | None = None, precision: str = "fp32") -> Predictor:
-        """Checkpoints (each with its own backbone and evaluation size); the first one's postprocess settings."""
+             config: PostprocessConfig | None = None, device: str | None = None, precision: str = "fp32",
+             backend: str = "torch") -> Predictor:
+        """Checkpoints (each with its own backbone and evaluation size); the first one's postprocess settings.
+
+        ``backend="onnxruntime"`` exports each checkpoint's inference graph in memory and runs it on ONNX
+        Runtime's CPU provider (:mod:`kit.inference.onnx_backend`); files exported by ``python -m kit export``
+        (``.onnx``) load on that backend whichever is asked for.
+        """
         if not checkpoints:
             raise InputError("give at least one checkpoint")
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        loaded = [Checkpoint.load(c, device) for c in checkpoints]
-        return cls([c.build_model(device) for c in loaded], [c.eval_size for c in loaded],
-                   config or loaded[0].postprocess, weights, tta, frame_size, device, precision)
+        if backend not in BACKENDS:
+            raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        device = device or ("cuda" if torch.cuda.is_available() and backend == "torch" else "cpu")
+        models, sizes, settings = [], [], []
+        for path in checkpoints:
+            if Path(path).suffix == ".onnx" or backend == "onnxruntime":
+                from kit.inference.onnx_backend import OnnxModel, export_bytes  # deferred: onnx and onnxruntime
+
+                onnx_model = OnnxModel(Path(path) if Path(path).suffix == ".onnx" else export_bytes(
+                    Checkpoint.load(path)))
+                models.append(onnx_model)
+                sizes.append(onnx_model.eval_size)
+                settings.append(onnx_model.postprocess)
+            else:
+                loaded = Checkpoint.load(path, device)
+                models.append(loaded.build_model(device))
+                sizes.append(loaded.eval_size)
+                settings.append(loaded.postprocess)
+        return cls(models, sizes, config or settings[0], weights, tta, frame_size, device, precision)
 
     @torch.no_grad()
     def prob_map(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
@@ -188,11 +214,22 @@ def measure_inference(checkpoint: str | Path, size: int | None = None, repeats: 
 
 
 def command(args: argparse.Namespace) -> None:
-    """``python -m kit predict``: a folder of images to a predictions JSON."""
-    predictor = Predictor.load(args.ckpt, args.weights, args.tta, args.frame_size, precision=args.precision)
+    """``python -m kit predict``: a folder of images to a predictions JSON (``--out``) and/or the leaderboard CSV
+    (``--csv``, checked before it replaces anything; rows in ``--test-json``'s order, else the folder's)."""
+    predictor = Predictor.load(args.ckpt, args.weights, args.tta, args.frame_size, precision=args.precision,
+                               backend=args.backend)
     overrides = {k: v for k, v in {"thresh": args.thresh, "box_thresh": args.box_thresh,
                                    "unclip_ratio": args.unclip_ratio, "output": args.output}.items() if v is not None}
     predictor.config = replace(predictor.config, **overrides)
-    records = predict(predictor, args.images)
-    write_text(args.out, json.dumps(to_json_doc(records)))
-    print(f"{sum(len(r.words) for r in records)} polygons on {len(records)} images -> {args.out}")
+    images = read_annotations(args.test_json, args.images)[0] if args.test_json else image_records(args.images)
+    records = predict(predictor, images)
+    polygons = sum(len(r.words) for r in records)
+    if args.out:
+        write_text(args.out, json.dumps(to_json_doc(records)))
+        print(f"{polygons} polygons on {len(records)} images -> {args.out}")
+    if args.csv:
+        path, problems = write_checked_submission(records, images, args.csv)
+        for problem in problems:
+            print(problem)
+        print(f"{polygons} polygons on {len(records)} images -> {path} (passes the leaderboard's checks; "
+              f"{len(problems)} warning(s))")
