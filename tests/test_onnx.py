@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -17,9 +18,11 @@ from kit.evaluation.cleval import evaluate
 from kit.inference.onnx_backend import METADATA_KEY, OnnxModel, export_bytes, export_onnx, read_metadata
 from kit.inference.predict import Predictor, image_tensor
 from kit.model.checkpoint import Checkpoint
+from kit.model.ppocr import bundled_onnx_path
 from kit.paths import ROOT
 from kit.training.config import resolve_config
 from kit.training.run import zero_shot_checkpoint
+from tests.test_ppocr import onnx_runtime_map
 
 
 def _max_map_difference(checkpoint: Checkpoint, records: list, sizes: tuple[int, ...]) -> float:
@@ -57,8 +60,17 @@ def test_the_ppocr_detector_exports_with_equal_maps(synth_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_the_ppocr_detector_on_sroie_receipts(sroie_dir: Path) -> None:
+    """At 960 px within 1e-4 of torch; at 1280 px within 2e-4 (measured 1.5e-4), which is ONNX Runtime's float32
+    arithmetic, not the export: on the same runtime the export equals the wheel's own file within 1e-5."""
     checkpoint = zero_shot_checkpoint(resolve_config("ppocr_cpu"))
-    assert _max_map_difference(checkpoint, load_split(sroie_dir, "val")[0][:2], (960, 1280)) < 1e-4
+    records = load_split(sroie_dir, "val")[0][:2]
+    assert _max_map_difference(checkpoint, records, (960,)) < 1e-4
+    assert _max_map_difference(checkpoint, records, (1280,)) < 2e-4
+    exported = OnnxModel(export_bytes(checkpoint))
+    for record in records:
+        tensor, _ = image_tensor(read_image(record.path), 1280, exported)
+        wheel = onnx_runtime_map(bundled_onnx_path(), tensor.numpy())
+        assert float(np.abs(exported(tensor)["prob"].numpy() - wheel).max()) < 1e-5
 
 
 def test_both_backends_score_alike_with_an_ensemble_and_tta(tiny_checkpoint: Path, synth_dir: Path,

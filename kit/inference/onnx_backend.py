@@ -121,7 +121,7 @@ class OnnxModel:
 
 def read_metadata(data: bytes, where: str) -> dict[str, Any]:
     """The kit's metadata of an exported graph; a file the kit did not export is an error saying so."""
-    graph = onnx.load_from_string(data, load_external_data=False)
+    graph = onnx.load_from_string(data)
     found = {p.key: p.value for p in graph.metadata_props}
     if METADATA_KEY not in found:
         raise InputError(f"{where}: no {METADATA_KEY!r} metadata (normalisation, evaluation size, postprocess): "
