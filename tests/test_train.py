@@ -13,12 +13,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 import kit.training.loop as loop_module
 import kit.training.run as run_module
+from kit.data.dataset import TextDetectionDataset
 from kit.model.checkpoint import Checkpoint
 from kit.model.factory import build_model
 from kit.paths import ROOT
+from kit.runtime import Runtime
 from kit.training.config import (
     TrainConfig,
     config_for,
@@ -28,7 +31,7 @@ from kit.training.config import (
     size_for_epoch,
     steps_per_epoch,
 )
-from kit.training.loop import build_optimizer, checkpoint_name, model_for, parameter_groups
+from kit.training.loop import batch_loss, build_optimizer, checkpoint_name, model_for, parameter_groups
 from kit.training.presets import PRESETS
 from kit.training.run import load_records, train, zero_shot_checkpoint
 
@@ -369,3 +372,31 @@ def test_merge_settings_refuses_a_setting_given_twice() -> None:
     assert merge_settings({"arch": "resnet18", "lr": None}, {"lr": 1e-3}) == {"arch": "resnet18", "lr": 1e-3}
     with pytest.raises(ValueError, match=r"\['arch'\] set both"):
         merge_settings({"arch": "resnet18"}, {"arch": "hrnet_w44"})
+
+
+@pytest.mark.parametrize(("settings", "tolerance"), [
+    ({"channels_last": True}, 1e-4),  # another convolution algorithm: float32 sums in another order
+    ({"precision": "bf16"}, 3e-2),  # bf16 keeps 8 bits of mantissa: the loss moves by about a percent
+    pytest.param({"compile": True}, 1e-4, marks=pytest.mark.slow),  # inductor compiles C++ for the CPU: a minute
+])
+def test_gpu_options_give_the_same_loss_on_a_fixed_batch(synth_dir: Path, settings: dict,
+                                                         tolerance: float) -> None:
+    """What a GPU run switches on (channels_last, bf16 autocast, torch.compile) computes the loss fp32 eager
+    computes, on the same batch and weights (relative difference), checked here on the CPU."""
+    base = resolve_config("smoke", data_dir=str(synth_dir))
+    torch.manual_seed(0)
+    model = model_for(base).train()
+    records = load_records(base, announce=False)[0][:2]
+    dataset = TextDetectionDataset(records, 640, None, base.targets, model.config.mean, model.config.std)
+    batch = default_collate([dataset[0], dataset[1]])
+    assert batch["gt"].sum() > 0  # 640 px: the Korean receipts' words are positives, not don't-care
+    runtime = Runtime(torch.device("cpu"))
+    with torch.no_grad():
+        reference = batch_loss(model, batch, base, runtime)
+        option = resolve_config("smoke", data_dir=str(synth_dir), **settings)
+        if option.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        forward = torch.compile(model) if option.compile else model
+        losses = batch_loss(forward, batch, option, runtime)
+    for part, value in reference.items():
+        assert abs(float(losses[part]) - float(value)) <= tolerance * abs(float(value)) + 1e-6, part

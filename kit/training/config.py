@@ -71,6 +71,9 @@ class TrainConfig:
     grad_clip: float | None = None
     precision: str = "fp32"
     channels_last: bool = False
+    #: ``torch.compile`` the training forward (a GPU's speed-up; on a CPU it needs a C++ compiler and minutes of
+    #: compiling). Validation and checkpoints use the model as built.
+    compile: bool = False
     seed: int = 42
     schedule: list[list[int]] = field(default_factory=lambda: [[0, 640], [4, 960]])
     eval_size: int | None = None

@@ -127,6 +127,16 @@ def checkpoint_name(epoch: int, hmean: float) -> str:
     return f"best-epoch={epoch:02d}-val_hmean={hmean:.4f}.ckpt"
 
 
+def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: TrainConfig,
+               runtime: Runtime) -> dict[str, torch.Tensor]:
+    """The DB loss of one batch as training computes it: moved to the device (channels_last if set), the forward
+    under the run's autocast precision, the loss in fp32."""
+    batch = to_device(batch, runtime.device, config.channels_last)
+    with autocast(runtime.device, config.precision):
+        outputs = model(batch["image"])
+    return db_loss(outputs, batch, config.loss)
+
+
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, config: TrainConfig, runtime: Runtime, desc: str,
                     progress: bool, on_pace: Callable[[float, int], None] | None = None,
@@ -145,10 +155,7 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
     optimizer.zero_grad(set_to_none=True)
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for step, batch in enumerate(bar):
-        batch = to_device(batch, runtime.device, config.channels_last)
-        with autocast(runtime.device, config.precision):
-            outputs = model(batch["image"])
-        losses = db_loss(outputs, batch, config.loss)
+        losses = batch_loss(model, batch, config, runtime)
         if not torch.isfinite(losses["total"]):
             parts = {k: v.detach().item() for k, v in losses.items()}
             bad = next((k for k, v in parts.items() if k != "total" and not math.isfinite(v)), "total")

@@ -333,6 +333,7 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
     if runtime.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index]
                                                           if runtime.device.type == "cuda" else None)
+    forward = torch.compile(model) if config.compile else model  # the same parameters: the optimizer needs no change
     norm = {"mean": raw_model.config.mean, "std": raw_model.config.std}
     train_ds = TextDetectionDataset(train_records, size_for_epoch(config.schedule, progress.start_epoch),
                                     config.augment, config.targets, **norm)
@@ -357,7 +358,7 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
             else None
         lr = optimizer.param_groups[0]["lr"]
         try:
-            losses = train_one_epoch(model, make_loader(train_ds, config, epoch, train=True, runtime=runtime),
+            losses = train_one_epoch(forward, make_loader(train_ds, config, epoch, train=True, runtime=runtime),
                                      optimizer, scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show,
                                      pace, after_step)
         except NonFiniteLoss as err:
