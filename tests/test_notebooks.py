@@ -32,7 +32,8 @@ def tiny_parameters(synth_dir: Path, out: Path, checkpoint: Path) -> dict[str, d
                               "data_dir": str(synth_dir), "max_images": 2, "thresholds": [0.45, 0.5],
                               "box_thresholds": [0.5, 0.55],
                               "unclip_ratios": [2.0], "search_workers": 1, "output_dir": str(out / "ensemble"),
-                              "baseline": "last.ckpt", "search_split": "train", "search_max_images": 2},
+                              "baseline": "last.ckpt", "search_split": "train", "search_max_images": 2,
+                              "backend": "onnxruntime"},  # every candidate, the search and the saved choice on ORT
         "05_submission.ipynb": {"checkpoints": [str(checkpoint)], "tta": "hflip", "data_dir": str(synth_dir),
                                 "out_csv": str(out / "submission.csv"), "n_show": 1},
     }
@@ -90,6 +91,7 @@ def check_outputs(name: str, text: str, out: Path, synth_dir: Path) -> None:
         assert choice.name == f"{table.iloc[0]['candidate']} + setting searched on train"
         assert choice.postprocess["thresh"] in (0.45, 0.5) and choice.name in set(held_out["candidate"])
         assert choice.scores["hmean"] == pytest.approx(held_out.set_index("candidate").loc[choice.name, "hmean"])
+        assert choice.backend == "onnxruntime"
     else:
         assert "the CSV passes every leaderboard check" in text
         assert check_submission(out / "submission.csv", load_split(synth_dir, "test")[0]) == []

@@ -45,10 +45,12 @@ class Choice:
     tta: str = ""
     postprocess: dict[str, Any] | None = None
     scores: dict[str, float] = field(default_factory=dict)
+    #: Where the networks run (:data:`kit.inference.predict.BACKENDS`); files saved before it existed: torch.
+    backend: str = "torch"
 
     def predictor(self, device: str | None = None) -> Predictor:
         predictor = Predictor.load([project_path(p) for p in self.checkpoints], self.weights, tta=self.tta,
-                                   device=device)
+                                   device=device, backend=self.backend)
         if self.postprocess is not None:
             predictor.config = PostprocessConfig(**self.postprocess)
         return predictor
@@ -67,8 +69,8 @@ class Choice:
 
 def candidates(checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
                hybrid: Sequence[str | Path] | None = None, tta: str = "hflip",
-               soup_path: Path | str | None = None) -> list[Choice]:
-    """The candidates notebook 04 compares (checkpoints may be glob patterns).
+               soup_path: Path | str | None = None, backend: str = "torch") -> list[Choice]:
+    """The candidates notebook 04 compares (checkpoints may be glob patterns), each run on ``backend``.
 
     Each single checkpoint; with several of one model config, their soup (written to
     ``soup_path``); with several, the map-averaging ensemble (``weights``); the ``hybrid``
@@ -87,7 +89,7 @@ def candidates(checkpoints: Sequence[str | Path], weights: Sequence[float] | Non
         out.append(Choice("hybrid ensemble", [str(p) for p in expand_checkpoints(hybrid)]))
     if tta:
         out.append(Choice(f"ensemble + TTA ({tta})", paths, weights, tta))
-    return out
+    return [replace(c, backend=backend) for c in out]
 
 
 def find_candidate(choices: Sequence[Choice], name: str) -> Choice:
@@ -152,7 +154,7 @@ def tune_postprocess(choice: Choice, records: Sequence[ImageRecord], thresholds:
 
 
 def resolve_choice(choice_file: Path | str | None, checkpoints: Sequence[str | Path] | str | None = None,
-                   weights: Sequence[float] | None = None, tta: str | None = None,
+                   weights: Sequence[float] | None = None, tta: str | None = None, backend: str | None = None,
                    **postprocess: float | None) -> Choice:
     """What notebook 05 predicts with: ``checkpoints`` when given, else notebook 04's saved choice.
 
@@ -170,6 +172,8 @@ def resolve_choice(choice_file: Path | str | None, checkpoints: Sequence[str | P
         choice = Choice.load(path)
         choice = replace(choice, weights=choice.weights if weights is None else list(weights),
                          tta=choice.tta if tta is None else tta)
+    if backend is not None:
+        choice = replace(choice, backend=backend)
     given = {k: v for k, v in postprocess.items() if v is not None}
     if given:
         settings = choice.postprocess or Checkpoint.load(choice.checkpoints[0]).postprocess.to_dict()

@@ -150,7 +150,7 @@ class ErrorAnalysis:
 
 def analyse(records: Sequence[ImageRecord], checkpoints: Sequence[str | Path] | str | None = None,
             predictions_json: str | Path | None = None, weights: Sequence[float] | None = None, tta: str = "",
-            progress: bool = True, **postprocess: float | None) -> ErrorAnalysis:
+            progress: bool = True, backend: str = "torch", **postprocess: float | None) -> ErrorAnalysis:
     """Score ``records`` against a predictions JSON, or against checkpoints predicted here (maps cached).
 
     ``postprocess`` settings given (``thresh=0.25``...) override the first checkpoint's.
@@ -161,7 +161,7 @@ def analyse(records: Sequence[ImageRecord], checkpoints: Sequence[str | Path] | 
         return ErrorAnalysis(list(records), predictions, evaluate(gt, predictions))
     if not checkpoints:
         raise InputError("give checkpoints or a predictions JSON to analyse")
-    choice = resolve_choice(None, checkpoints, weights, tta, **postprocess)
+    choice = resolve_choice(None, checkpoints, weights, tta, backend, **postprocess)
     predictor = choice.predictor()
     maps = cache_maps(predictor, records, progress=progress)
     predictions = polygons_from_maps(maps, predictor.config)
