@@ -134,9 +134,11 @@ def _run_all(driver: webdriver.Chrome, base: str, name: str) -> None:
     driver.get(f"{base}/lab/workspaces/{name.split('_')[0]}/tree/notebooks/{name}?reset&token={TOKEN}")
     wait = WebDriverWait(driver, 180)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell"))
-    wait.until(lambda d: d.execute_script(
+    wait.until(lambda d: _accept_kernel_dialog(d) and d.execute_script(
         "const s = document.querySelector('.jp-Notebook-ExecutionIndicator');"
         "return s && s.getAttribute('data-status') === 'idle';"))
+    time.sleep(1)  # a kernel dialog can still open right after the indicator first reads idle
+    _accept_kernel_dialog(driver)
     for no in driver.find_elements(By.XPATH, "//button[normalize-space()='No']"):  # the news toast, if shown
         no.click()
     _menu(driver, "Run", "Run All Cells")
@@ -145,6 +147,16 @@ def _run_all(driver: webdriver.Chrome, base: str, name: str) -> None:
     WebDriverWait(driver, RUN_TIMEOUT, poll_frequency=2).until(lambda d: d.execute_script(done))
     _menu(driver, "File", "Save Notebook")
     time.sleep(2)
+
+
+def _accept_kernel_dialog(driver: webdriver.Chrome) -> bool:
+    """Accept JupyterLab's "Select Kernel" dialog (its default, python3) if it is open: seen once here, a run
+    that stalled behind it (a race of the page with the kernel specs, not reproduced since). True, so it can sit
+    inside a wait."""
+    for dialog in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog"):
+        if "Select Kernel" in dialog.text:
+            dialog.find_element(By.CSS_SELECTOR, "button.jp-mod-accept").click()
+    return True
 
 
 def _menu(driver: webdriver.Chrome, menu: str, label: str) -> None:
