@@ -1,1 +1,2 @@
-"""The inference room: prediction (ensembles, TTA), soups, the threshold search, notebook 04's choice."""
+"""The inference room: prediction (ensembles, TTA; torch or ONNX Runtime), ONNX export, soups, the threshold
+search, notebook 04's choice."""

@@ -1,1 +1,2 @@
-"""The reporting room: error analysis, leaderboard-style comparison tables, the notebooks' plots."""
+"""The reporting room: error analysis, notebook 03's error browser, leaderboard-style comparison tables, the
+notebooks' plots."""
