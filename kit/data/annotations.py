@@ -33,7 +33,6 @@ from PIL import Image
 
 from kit.errors import InputError
 from kit.files import write_text
-from kit.paths import project_path
 
 SPLITS = ("train", "val", "test")
 MIN_POINTS = 4

@@ -76,21 +76,23 @@ KO_SHOPS = (("그린마트 강남점", "GREEN MART"), ("카페 루나", "CAFE LU
             ("달빛 베이커리", "MOONLIGHT BAKERY"), ("서울 식당", "SEOUL KITCHEN"), ("시티 약국", "CITY PHARMACY"),
             ("푸른바다 스시", "BLUE OCEAN SUSHI"), ("행복한 책방", "HAPPY BOOKS"), ("편의점 24시", "CORNER STORE 24"),
             ("박씨네 반찬가게", "PARK'S DELI"))
-KO_CITIES = ("서울특별시 강남구", "서울특별시 마포구", "부산광역시 해운대구", "경기도 성남시 분당구", "인천광역시 연수구",
-             "대구광역시 중구", "대전광역시 유성구")
+KO_CITIES = ("서울특별시 강남구", "서울특별시 마포구", "부산광역시 해운대구", "경기도 성남시 분당구",
+             "인천광역시 연수구", "대구광역시 중구", "대전광역시 유성구")
 KO_ROADS = ("테헤란로", "강남대로", "월드컵로", "해운대로", "판교역로", "중앙로", "대학로", "센텀중앙로")
 KO_NAMES = ("김민준", "이서연", "박지훈", "최수아", "정우진", "강하은", "조예린", "윤도현")
 KO_ITEMS = (("아메리카노", "AMERICANO"), ("카페 라떼", "CAFE LATTE"), ("바닐라 라떼", "VANILLA LATTE"),
-            ("크림치즈 베이글", "BAGEL"), ("우유 1L", "MILK 1L"), ("식빵", "WHITE BREAD"), ("오렌지 주스", "ORANGE JUICE"),
+            ("크림치즈 베이글", "BAGEL"), ("우유 1L", "MILK 1L"), ("식빵", "WHITE BREAD"),
+            ("오렌지 주스", "ORANGE JUICE"),
             ("녹차", "GREEN TEA"), ("초코 쿠키", "CHOCO COOKIE"), ("바나나", "BANANA"), ("사과 3입", "APPLE 3EA"),
             ("신라면", "RAMEN"), ("참치 김밥", "KIMBAP"), ("생수 500ml", "WATER 500ML"), ("비누", "SOAP"),
             ("치약", "TOOTHPASTE"), ("공책 A5", "NOTEBOOK A5"), ("볼펜 검정", "PEN BLACK"), ("햄 샌드위치", "SANDWICH"),
             ("샐러드", "SALAD BOWL"), ("아이스크림", "ICE CREAM"), ("계란 10구", "EGG 10EA"), ("삼각김밥", "ONIGIRI"),
             ("컵라면", "CUP NOODLE"), ("두부", "TOFU"), ("콩나물", "BEAN SPROUTS"), ("떡볶이", "TTEOKBOKKI"),
-            ("어묵", "FISH CAKE"), ("맥주 500ml", "BEER 500ML"), ("감자칩", "POTATO CHIPS"), ("딸기 우유", "STRAWBERRY MILK"))
+            ("어묵", "FISH CAKE"), ("맥주 500ml", "BEER 500ML"), ("감자칩", "POTATO CHIPS"),
+            ("딸기 우유", "STRAWBERRY MILK"))
 KO_CARDS = ("신한카드", "국민카드", "삼성카드", "현대카드", "우리카드", "하나카드", "비씨카드", "롯데카드")
-KO_FOOTERS = (("감사합니다", "THANK YOU"), ("또 방문해 주세요", "PLEASE COME AGAIN"), ("좋은 하루 되세요", "HAVE A NICE DAY"),
-              ("교환 환불은 7일 이내 가능합니다", "NO REFUND WITHOUT RECEIPT"))
+KO_FOOTERS = (("감사합니다", "THANK YOU"), ("또 방문해 주세요", "PLEASE COME AGAIN"),
+              ("좋은 하루 되세요", "HAVE A NICE DAY"), ("교환 환불은 7일 이내 가능합니다", "NO REFUND WITHOUT RECEIPT"))
 #: How often a Korean receipt prints a label or name in English instead, chosen so that Latin words make up
 #: EN_SHARE of the words with a language (tests/test_synth.py measures it).
 EN_PICK = 0.08
@@ -199,19 +201,24 @@ def _layout_ko(rng: np.random.Generator) -> list[Line]:
         [(f"{_pick(rng, ('영수증번호', 'NO'))} {int(rng.integers(0, 10**6)):06d}", left, "left", False, 1.0),
          (f"{_pick(rng, ('계산원', 'CASHIER'))} {rng.choice(KO_NAMES)}", right, "right", False, 1.0)],
         [("-", 0, "sep", False, 1.0)],
-        [(_pick(rng, ("상품명", "ITEM")), left, "left", True, 1.0), (_pick(rng, ("단가", "PRICE")), 0.62, "right", True, 1.0),
-         (_pick(rng, ("수량", "QTY")), 0.75, "right", True, 1.0), (_pick(rng, ("금액", "AMOUNT")), right, "right", True, 1.0)],
+        [(_pick(rng, ("상품명", "ITEM")), left, "left", True, 1.0),
+         (_pick(rng, ("단가", "PRICE")), 0.62, "right", True, 1.0),
+         (_pick(rng, ("수량", "QTY")), 0.75, "right", True, 1.0),
+         (_pick(rng, ("금액", "AMOUNT")), right, "right", True, 1.0)],
         [("-", 0, "sep", False, 1.0)],
     ]
     for number in range(1, int(rng.integers(4, 14))):  # numbered, as Korean POS receipts print them
         price, qty = int(rng.integers(5, 300)) * 100, int(rng.integers(1, 5))
-        lines.append([(f"{number:03d} {_pick(rng, KO_ITEMS)}", left, "left", False, 1.0), (f"{price:,}", 0.62, "right", False, 1.0),
-                      (str(qty), 0.75, "right", False, 1.0), (f"{price * qty:,}", right, "right", False, 1.0)])
+        lines.append([(f"{number:03d} {_pick(rng, KO_ITEMS)}", left, "left", False, 1.0),
+                      (f"{price:,}", 0.62, "right", False, 1.0), (str(qty), 0.75, "right", False, 1.0),
+                      (f"{price * qty:,}", right, "right", False, 1.0)])
     lines.append([("=", 0, "sep", False, 1.0)])
     for label in (("과세 물품가액", "SUBTOTAL"), ("부가세", "VAT"), ("면세 물품가액", "TAX FREE")):
         lines.append([(_pick(rng, label), left, "left", False, 1.0), (_won(rng), right, "right", False, 1.0)])
-    lines.append([(_pick(rng, ("합계 금액", "TOTAL")), left, "left", True, 1.2), (_won(rng), right, "right", True, 1.2)])
-    lines.append([(_pick(rng, ("받을 금액", "AMOUNT DUE")), left, "left", False, 1.0), (_won(rng), right, "right", False, 1.0)])
+    lines.append([(_pick(rng, ("합계 금액", "TOTAL")), left, "left", True, 1.2),
+                  (_won(rng), right, "right", True, 1.2)])
+    lines.append([(_pick(rng, ("받을 금액", "AMOUNT DUE")), left, "left", False, 1.0),
+                  (_won(rng), right, "right", False, 1.0)])
     lines.append([("-", 0, "sep", False, 1.0)])
     lines += [
         [(f"{_pick(rng, ('카드종류', 'CARD'))} {rng.choice(KO_CARDS)}", left, "left", False, 1.0)],
@@ -379,7 +386,8 @@ def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] 
         for split, n in counts.items():
             json_path, image_dir = split_paths(out_dir, split)
             image_dir.mkdir(parents=True, exist_ok=True)
-            jobs = [(seed, SPLITS.index(split), i, image_dir / f"synth_{split}_{i:04d}.jpg", language) for i in range(n)]
+            jobs = [(seed, SPLITS.index(split), i, image_dir / f"synth_{split}_{i:04d}.jpg", language)
+                    for i in range(n)]
             results = list(tqdm(pool.map(_render_file, jobs, chunksize=4), total=n, desc=f"synth {split}"))
             records = []
             for (_, _, _, path, _), (w, h, texts, quads) in zip(jobs, results):
