@@ -35,6 +35,9 @@ with "error:" and exit status 2, reported before any slow work starts; --debug o
 traceback."""
 #: kit.runtime.PRECISIONS' names (that module imports torch).
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
+#: kit.inference.predict.BACKENDS' names, and kit.data.synth.LANGUAGES' (both modules import heavy libraries).
+BACKEND_CHOICES = ("torch", "onnxruntime")
+LANGUAGE_CHOICES = ("ko", "en")
 #: What a user can cause with a wrong argument, setting or file: shown as one line. Anything else (a ValueError
 #: from deep inside NumPy included) is a bug and keeps its traceback.
 USER_ERRORS = (InputError, NonFiniteLoss, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
@@ -104,7 +107,7 @@ def _synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the generator's seed: same seed, same bytes")
     for split, count in SYNTH_COUNTS.items():
         p.add_argument(f"--{split}", type=int, default=count, help=f"images in the {split} split (default {count})")
-    p.add_argument("--language", choices=["ko", "en"], default="ko",
+    p.add_argument("--language", choices=LANGUAGE_CHOICES, default="ko",
                    help="ko: Korean receipts with English words in the competition's share (default); en: English")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a synthetic set already in --out (default: refuse a folder that holds files)")
@@ -190,7 +193,7 @@ def _predict(p: argparse.ArgumentParser) -> None:
                    help="polygons, or minimum-area quadrilaterals (default: the checkpoint's)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
                    help="inference precision (fp16/bf16 need a GPU)")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
                    help="where the networks run: torch, or ONNX Runtime's CPU provider on each checkpoint's "
                         "exported graph (.onnx files from export run there anyway)")
 

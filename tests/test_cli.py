@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kit.cli import COMMANDS, PRECISION_CHOICES, USER_ERRORS, build_parser, main
+from kit.cli import BACKEND_CHOICES, COMMANDS, LANGUAGE_CHOICES, PRECISION_CHOICES, USER_ERRORS, build_parser, main
+from kit.data.synth import LANGUAGES
+from kit.inference.predict import BACKENDS
 from kit.model.checkpoint import Checkpoint
 from kit.paths import ROOT
 from kit.runtime import PRECISIONS
@@ -60,8 +62,9 @@ def test_every_option_has_help_and_help_imports_no_torch() -> None:
         assert out.stdout.strip().splitlines()[-1] == "False", (name, out.stderr)
 
 
-def test_precision_choices_match_the_runtime() -> None:
+def test_choices_match_the_modules_they_name() -> None:
     assert PRECISION_CHOICES == tuple(PRECISIONS)
+    assert BACKEND_CHOICES == BACKENDS and set(LANGUAGE_CHOICES) == set(LANGUAGES)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

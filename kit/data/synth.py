@@ -124,6 +124,11 @@ def korean_font_dir() -> Path:
     return folder
 
 
+def _check_language(language: str) -> None:
+    if language not in FONTS:
+        raise InputError(f"unknown synthetic receipt language {language!r}; known: {', '.join(LANGUAGES)}")
+
+
 @lru_cache(maxsize=64)
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
     folder = korean_font_dir() if name.startswith("Nanum") else FONT_DIR
@@ -245,8 +250,7 @@ def _paper(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 def render_receipt(rng: np.random.Generator, language: str = "ko") -> Receipt:
     """Lay out, render and warp one receipt in ``language`` (one of :data:`LANGUAGES`)."""
-    if language not in FONTS:
-        raise InputError(f"unknown synthetic receipt language {language!r}; known: {', '.join(LANGUAGES)}")
+    _check_language(language)
     fonts = FONTS[language]
     body = str(rng.choice(tuple(fonts)))
     width = int(rng.integers(*PAPER_WIDTH[language]))
@@ -368,8 +372,7 @@ def generate_dataset(out_dir: Path | str = "data/synth", counts: dict[str, int] 
     (it has the manifest) is replaced, anything else still refused.
     """
     counts = dict(SYNTH_COUNTS if counts is None else counts)
-    if language not in FONTS:
-        raise InputError(f"unknown synthetic receipt language {language!r}; known: {', '.join(LANGUAGES)}")
+    _check_language(language)
     if language == "ko":
         korean_font_dir()  # before the folder is touched
     out_dir = Path(out_dir)

@@ -96,11 +96,11 @@ class Predictor:
         device = device or ("cuda" if torch.cuda.is_available() and backend == "torch" else "cpu")
         models, sizes, settings = [], [], []
         for path in checkpoints:
-            if Path(path).suffix == ".onnx" or backend == "onnxruntime":
+            exported = Path(path).suffix == ".onnx"
+            if exported or backend == "onnxruntime":
                 from kit.inference.onnx_backend import OnnxModel, export_bytes  # deferred: onnx and onnxruntime
 
-                onnx_model = OnnxModel(Path(path) if Path(path).suffix == ".onnx" else export_bytes(
-                    Checkpoint.load(path)))
+                onnx_model = OnnxModel(Path(path) if exported else export_bytes(Checkpoint.load(path)))
                 models.append(onnx_model)
                 sizes.append(onnx_model.eval_size)
                 settings.append(onnx_model.postprocess)
