@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from kit.errors import InputError, NonFiniteLoss
+from kit.experiments.space import EXAMPLES, parse_space
 from kit.inference.tta import parse_tta
 from kit.paths import COMPETITION_DIR, OUTPUTS, SYNTH_COUNTS, SYNTH_DIR, expand_checkpoints, project_path
 from kit.training.presets import PRESETS, REPORT_PRESETS
@@ -35,9 +36,12 @@ with "error:" and exit status 2, reported before any slow work starts; --debug o
 traceback."""
 #: kit.runtime.PRECISIONS' names (that module imports torch).
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
-#: kit.inference.predict.BACKENDS' names, and kit.data.synth.LANGUAGES' (both modules import heavy libraries).
-BACKEND_CHOICES = ("torch", "onnxruntime")
+#: kit.inference.predict.BACKENDS' names, kit.data.synth.LANGUAGES' and kit.experiments.search's SAMPLERS and
+#: PRUNERS (those modules import heavy libraries).
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
 LANGUAGE_CHOICES = ("ko", "en")
+SAMPLER_CHOICES = ("tpe", "random")
+PRUNER_CHOICES = ("median", "hyperband", "none")
 #: What a user can cause with a wrong argument, setting or file: shown as one line. Anything else (a ValueError
 #: from deep inside NumPy included) is a bug and keeps its traceback.
 USER_ERRORS = (InputError, NonFiniteLoss, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
@@ -193,9 +197,10 @@ def _predict(p: argparse.ArgumentParser) -> None:
                    help="polygons, or minimum-area quadrilaterals (default: the checkpoint's)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
                    help="inference precision (fp16/bf16 need a GPU)")
-    p.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
-                   help="where the networks run: torch, or ONNX Runtime's CPU provider on each checkpoint's "
-                        "exported graph (.onnx files from export run there anyway)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="where the networks run: auto (ONNX Runtime's CPU provider on each checkpoint's exported "
+                        "graph for fp32 on a CPU, torch on a GPU), torch, or onnxruntime (.onnx files from export run "
+                        "there anyway)")
 
 
 def _export(p: argparse.ArgumentParser) -> None:
@@ -280,10 +285,53 @@ def _sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", default=None, metavar="RUN",
                    help="the grid point the others are compared with, as its run name without the seed "
                    "(default: the best)")
+    _jobs(p, "members")
+    p.add_argument("--generation", default=None, help=argparse.SUPPRESS)  # the sweep a --jobs worker belongs to
+
+
+def _jobs(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--jobs", type=int, default=1, help=f"worker processes running {what} at once on this machine "
+                   "(one GPU each where there are several; default 1)")
+
+
+def _check_jobs(args: argparse.Namespace) -> None:
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be 1 or more, got {args.jobs}")
 
 
 def _check_sweep(args: argparse.Namespace) -> None:
     args.grid, args.set = parse_grid(args.grid), parse_overrides(args.set)
+    _check_jobs(args)
+
+
+def _search(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", required=True, help="the study's name: workers giving the same name and storage join it")
+    p.add_argument("--param", action="append", required=True, metavar="KEY=KIND:ARGS",
+                   help=f"a searched setting (TrainConfig key, nested ones dotted), e.g. {EXAMPLES}")
+    p.add_argument("--trials", type=int, default=20, help="trials in the study, all workers together (default 20)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS), metavar="PRESET",
+                   help="the recipe every trial starts from (default: the TrainConfig defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fixed setting under every trial, e.g. --set epochs=5 --set data_dir=data/x")
+    p.add_argument("--storage", default=None, help="where the study lives: a journal file (default "
+                   "OUT/study.journal) or a database URL (sqlite:///s.db, postgresql://...) for other machines")
+    p.add_argument("--out", type=Path, default=None, help="the study's folder: runs, trials.csv, worker logs "
+                   "(default outputs/search/STUDY)")
+    p.add_argument("--sampler", choices=SAMPLER_CHOICES, default="tpe", help="how settings are sampled (default tpe)")
+    p.add_argument("--pruner", choices=PRUNER_CHOICES, default="median",
+                   help="which trials stop early on their per-epoch val H-mean (default median)")
+    p.add_argument("--seed", type=int, default=None, help="the sampler's seed (offset per worker; default: random)")
+    p.add_argument("--top", type=int, default=5, help="the best trials compared at the end (default 5)")
+    _jobs(p, "trials")
+
+
+def _check_search(args: argparse.Namespace) -> None:
+    args.param, args.set = parse_space(args.param), parse_overrides(args.set)
+    if args.set.get("data_dir"):
+        _check_data_folder(args.set["data_dir"])
+    if args.trials < 1 or args.top < 1:
+        raise InputError("--trials and --top must be 1 or more")
+    _check_jobs(args)
 
 
 def _compare(p: argparse.ArgumentParser) -> None:
@@ -334,6 +382,9 @@ COMMANDS: dict[str, Command] = {
                        "prediction sets, leaderboard split noise", _compare, _check_compare),
     "sweep": Command("kit.experiments.sweep:command",
                      "notebook 02 over a grid of settings x seeds, with a ledger and a summary", _sweep, _check_sweep),
+    "search": Command("kit.experiments.search:command", "hyper-parameter search (Optuna) over any setting, pruned "
+                      "on the per-epoch val H-mean; workers on several processes or machines join one study",
+                      _search, _check_search),
     "soup": Command("kit.inference.soup:command", "average several checkpoints' weights into one checkpoint", _soup,
                     _check_soup),
     "synth": Command("kit.data.synth:command", "generate the synthetic receipt dataset (the embedded default data)",
@@ -359,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> None:
     """Parse and check the arguments, then import the command's module and run it."""
     args = build_parser().parse_args(argv)
+    args.argv = list(argv[1:])  # the command's own arguments, for the workers a --jobs command starts
     command = COMMANDS[args.command]
     command.check(args)
     name, function = command.target.split(":")

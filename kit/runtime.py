@@ -59,10 +59,18 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak GPU memory allocated on a GPU; the process's peak resident memory on the CPU."""
+    """Peak GPU memory allocated on a GPU; the process's peak resident memory on the CPU.
+
+    On Linux that is ``VmHWM`` of ``/proc/self/status``: ``getrusage``'s ``ru_maxrss`` keeps the peak of the
+    process it was forked from across ``exec``, so a worker started by a large process would report the parent's.
+    """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from kit.cli import BACKEND_CHOICES, COMMANDS, LANGUAGE_CHOICES, PRECISION_CHOICES, USER_ERRORS, build_parser, main
+from kit.cli import (
+    BACKEND_CHOICES,
+    COMMANDS,
+    LANGUAGE_CHOICES,
+    PRECISION_CHOICES,
+    PRUNER_CHOICES,
+    SAMPLER_CHOICES,
+    USER_ERRORS,
+    build_parser,
+    main,
+)
 from kit.data.synth import LANGUAGES
 from kit.inference.predict import BACKENDS
 from kit.model.checkpoint import Checkpoint
@@ -65,6 +75,9 @@ def test_every_option_has_help_and_help_imports_no_torch() -> None:
 def test_choices_match_the_modules_they_name() -> None:
     assert PRECISION_CHOICES == tuple(PRECISIONS)
     assert BACKEND_CHOICES == BACKENDS and set(LANGUAGE_CHOICES) == set(LANGUAGES)
+    from kit.experiments.search import PRUNERS, SAMPLERS
+
+    assert SAMPLER_CHOICES == SAMPLERS and PRUNER_CHOICES == PRUNERS
 
 
 @pytest.mark.parametrize(("argv", "message"), [

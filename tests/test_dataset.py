@@ -38,6 +38,10 @@ def test_letterbox_inverse_is_exact(height: int, width: int, size: int) -> None:
     ys, xs = np.nonzero(canvas[..., 0] > 127)  # the white block lands where the scale says
     assert xs.min() == pytest.approx(width // 4 * sx, abs=1) and xs.max() + 1 == pytest.approx(width // 2 * sx, abs=1)
     assert ys.min() == pytest.approx(height // 3 * sy, abs=1) and ys.max() + 1 == pytest.approx(height // 2 * sy, abs=1)
+    rect, rect_scale = letterbox(image, size, multiple=32)  # inference's: each side padded to a multiple of 32
+    assert rect_scale == (sx, sy) and rect.shape[0] % 32 == 0 and rect.shape[1] % 32 == 0
+    assert new_h <= rect.shape[0] < new_h + 32 and new_w <= rect.shape[1] < new_w + 32
+    np.testing.assert_array_equal(rect, canvas[: rect.shape[0], : rect.shape[1]])
 
 
 def transformed_mask_iou(transform: A.BasicTransform) -> float:

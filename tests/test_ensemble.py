@@ -80,7 +80,7 @@ def test_resolve_choice_prefers_given_checkpoints_and_applies_overrides(tiny_che
         resolve_choice(tmp_path / "bad.json")
 
 
-def test_a_choice_keeps_its_backend_and_older_files_run_on_torch(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_a_choice_keeps_its_backend_and_older_files_run_on_the_default(tiny_checkpoint: Path, tmp_path: Path) -> None:
     on_ort = candidates([tiny_checkpoint, tiny_checkpoint.parent / "last.ckpt"], backend="onnxruntime")
     assert {c.backend for c in on_ort} == {"onnxruntime"}
     assert all(type(m).__name__ == "OnnxModel" for m in on_ort[-1].predictor().models)
@@ -88,8 +88,8 @@ def test_a_choice_keeps_its_backend_and_older_files_run_on_torch(tiny_checkpoint
     assert saved["backend"] == "onnxruntime"
     del saved["backend"]  # a choice.json written before backends existed
     (tmp_path / "old.json").write_text(json.dumps(saved))
-    assert resolve_choice(tmp_path / "old.json").backend == "torch"
-    assert resolve_choice(tmp_path / "old.json", backend="onnxruntime").backend == "onnxruntime"
+    assert resolve_choice(tmp_path / "old.json").backend == "auto"
+    assert resolve_choice(tmp_path / "old.json", backend="torch").backend == "torch"
 
 
 def test_a_baseline_is_found_by_part_of_its_name(tiny_checkpoint: Path) -> None:

@@ -76,8 +76,8 @@ def test_multi_scale_maps_come_back_to_the_common_frame() -> None:
 
 def test_ensemble_of_one_model_is_that_model(tiny_checkpoint: Path, synth_dir: Path) -> None:
     image = read_image(load_split(synth_dir, "val")[0][0].path)
-    single = Predictor.load([tiny_checkpoint])
-    doubled = Predictor.load([tiny_checkpoint, tiny_checkpoint], weights=[0.3, 0.7])
+    single = Predictor.load([tiny_checkpoint], backend="torch")
+    doubled = Predictor.load([tiny_checkpoint, tiny_checkpoint], weights=[0.3, 0.7], backend="torch")
     np.testing.assert_allclose(doubled.prob_map(image)[0], single.prob_map(image)[0], atol=1e-6)
     checkpoint = Checkpoint.load(tiny_checkpoint)
     direct = predict_image(checkpoint.build_model(), image, checkpoint.eval_size, single.config)

@@ -58,15 +58,19 @@ def letterbox_size(width: int, height: int, size: int) -> tuple[int, int]:
     return max(1, round(width * ratio)), max(1, round(height * ratio))
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """Resize so the longest side is ``size``, pad bottom/right with zeros to ``size`` x ``size``.
+def letterbox(image: np.ndarray, size: int, multiple: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
+    """Resize so the longest side is ``size``, pad bottom/right with zeros to ``size`` x ``size`` (training's
+    square batches), or with ``multiple`` each side only up to a multiple of it (what a stride-32 network needs:
+    a 1280 x 960 receipt stays 1280 x 960 instead of 1280 x 1280).
 
     Returns the canvas and (sx, sy): the exact scale of each axis (rounding the resized
     side makes them differ slightly); a point (x, y) maps to (x * sx, y * sy).
     """
     height, width = image.shape[:2]
     new_w, new_h = letterbox_size(width, height, size)
-    canvas = np.zeros((size, size) + image.shape[2:], image.dtype)
+    canvas_h, canvas_w = (size, size) if multiple is None else (-(-new_h // multiple) * multiple,
+                                                                -(-new_w // multiple) * multiple)
+    canvas = np.zeros((canvas_h, canvas_w) + image.shape[2:], image.dtype)
     interpolation = cv2.INTER_AREA if new_w < width else cv2.INTER_LINEAR
     canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
     return canvas, (new_w / width, new_h / height)

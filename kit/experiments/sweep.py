@@ -1,10 +1,13 @@
 """Sweeps: notebook 02 over a grid of settings with repeated seeds, through papermill.
 
 Each execution is kept as an output notebook in the sweep folder; a ledger
-(``sweep.csv``) records every run's grid point, seed, status and error. A failed run is
+(``sweep.csv``) records every run's grid point, seed, status, error and the worker that ran it. A failed run is
 reported (its notebook and error kept), not lost, and does not stop the sweep; running the
-same sweep again skips the completed runs and retries the failed ones. ``summarize`` gives
-mean and standard deviation of val P/R/H per grid point; ``compare_points`` says whether grid
+same sweep again skips the completed runs and retries the failed ones. A member is claimed in the ledger, under
+its file lock, before it runs: ``--jobs N`` workers (:mod:`kit.experiments.jobs`; one GPU each where there are
+several), or the same command started on another machine sharing the folder, split the grid without running a
+member twice; a member left "running" by a process that died on this machine is taken again (and resumed).
+``summarize`` gives mean and standard deviation of val P/R/H per grid point; ``compare_points`` says whether grid
 points differ beyond the noise of which images are in val: each point's per-image val scores
 are averaged over its seeds, and each point is compared with the best (or a chosen baseline)
 by a paired bootstrap over images (:mod:`kit.evaluation.significance`). The seeds' own spread is in
@@ -16,7 +19,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import socket
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,8 +30,9 @@ import pandas as pd
 
 from kit.evaluation.per_image import per_image_scores
 from kit.evaluation.significance import against_baseline
+from kit.experiments.jobs import run_workers, without_option
 from kit.experiments.pipeline import run_notebook
-from kit.files import write_csv
+from kit.files import lock_for, write_csv
 from kit.paths import project_path
 from kit.reporting.compare import run_per_image
 
@@ -45,33 +52,82 @@ def point_name(point: dict[str, Any], seed: int) -> str:
     return "_".join(parts + [f"seed={seed}"]).replace('"', "")
 
 
+def _read_ledger(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["run", "status"])
+
+
+def _write_row(path: Path, row: dict[str, Any]) -> None:
+    """Put ``row`` in the ledger in place of its run's row (under the lock: the ledger is read fresh)."""
+    with lock_for(path):
+        ledger = _read_ledger(path)
+        write_csv(pd.concat([ledger[ledger["run"] != row["run"]], pd.DataFrame([row])], ignore_index=True), path,
+                  index=False)
+
+
+def _alive(worker: str) -> bool:
+    """Whether the worker (``host:pid``) may still be running: another host's always may; here, if its pid is."""
+    host, _, pid = str(worker).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return host != socket.gethostname()
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _claim(path: Path, members: list[tuple[dict[str, Any], int]], generation: str) -> tuple[dict[str, Any], int] | None:
+    """The first member nobody has done or is running, marked running by this process; None when none is left.
+
+    A failed member is retried once per sweep ``generation`` (one command and the workers it started)."""
+    with lock_for(path):
+        ledger = _read_ledger(path).set_index("run", drop=False)
+        for point, seed in members:
+            name = point_name(point, seed)
+            row = ledger.loc[name].to_dict() if name in ledger.index else {}
+            status = row.get("status")
+            if status == "done" or (status == "failed" and row.get("generation") == generation):
+                continue
+            if status == "running" and _alive(row.get("worker", "")):
+                continue
+            claimed = {"run": name, **{f"grid_{k}": json.dumps(v) for k, v in point.items()}, "seed": seed,
+                       "status": "running", "error": "", "worker": f"{socket.gethostname()}:{os.getpid()}",
+                       "generation": generation}
+            write_csv(pd.concat([ledger[ledger["run"] != name], pd.DataFrame([claimed])], ignore_index=True), path,
+                      index=False)
+            return point, seed
+    return None
+
+
 def run_sweep(grid: dict[str, Sequence[Any]], seeds: Sequence[int], out_dir: str | Path,
-              base: dict[str, Any] | None = None, notebook: str = "02_train.ipynb") -> pd.DataFrame:
-    """Run ``notebook`` for every grid point x seed (``base`` parameters underneath); return the ledger."""
+              base: dict[str, Any] | None = None, notebook: str = "02_train.ipynb",
+              generation: str | None = None) -> pd.DataFrame:
+    """Run ``notebook`` for every grid point x seed (``base`` parameters underneath) that no other worker has
+    claimed; return the ledger. Workers of one sweep share its ``generation``."""
     out = project_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ledger_path = out / LEDGER
-    ledger = pd.read_csv(ledger_path) if ledger_path.is_file() else pd.DataFrame(columns=["run", "status"])
-    done = set(ledger.loc[ledger["status"] == "done", "run"])
-    for point in grid_points(grid):
-        for seed in seeds:
-            name = point_name(point, seed)
-            if name in done:
-                continue
-            params = {**(base or {}), **point, "seed": seed, "run_name": name, "output_dir": str(out / "runs")}
-            last = out / "runs" / name / "checkpoints" / "last.ckpt"
-            if last.is_file():  # a member that failed or was killed part-way continues where it stopped
-                params["resume"] = str(last)
-            row: dict[str, Any] = {"run": name, **{f"grid_{k}": json.dumps(v) for k, v in point.items()}, "seed": seed}
-            try:
-                run_notebook(notebook, out / "notebooks", params, progress=False, out_name=f"{name}.ipynb")
-                row.update(status="done", error="")
-            except Exception as err:  # a failed run is recorded with its error, the sweep goes on
-                row.update(status="failed", error=f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}")
-                (out / "notebooks" / f"{name}.error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            ledger = pd.concat([ledger[ledger["run"] != name], pd.DataFrame([row])], ignore_index=True)
-            write_csv(ledger, ledger_path, index=False)
-    return ledger
+    generation = generation or uuid.uuid4().hex[:12]
+    members = [(point, seed) for point in grid_points(grid) for seed in seeds]
+    while (claimed := _claim(ledger_path, members, generation)) is not None:
+        point, seed = claimed
+        name = point_name(point, seed)
+        params = {**(base or {}), **point, "seed": seed, "run_name": name, "output_dir": str(out / "runs")}
+        last = out / "runs" / name / "checkpoints" / "last.ckpt"
+        if last.is_file():  # a member that failed or was killed part-way continues where it stopped
+            params["resume"] = str(last)
+        row: dict[str, Any] = {"run": name, **{f"grid_{k}": json.dumps(v) for k, v in point.items()}, "seed": seed,
+                               "worker": f"{socket.gethostname()}:{os.getpid()}", "generation": generation}
+        try:
+            run_notebook(notebook, out / "notebooks", params, progress=False, out_name=f"{name}.ipynb")
+            row.update(status="done", error="")
+        except Exception as err:  # a failed run is recorded with its error, the sweep goes on
+            row.update(status="failed", error=f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}")
+            (out / "notebooks" / f"{name}.error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        _write_row(ledger_path, row)
+    return _read_ledger(ledger_path)
 
 
 def sweep_results(out_dir: str | Path) -> pd.DataFrame:
@@ -122,13 +178,23 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def command(args: argparse.Namespace) -> None:
-    """``python -m kit sweep``: run (or complete) the sweep, then print its ledger's status and the summary."""
-    ledger = run_sweep(args.grid, args.seeds, args.out, args.set)
-    failed = ledger[ledger["status"] == "failed"]
-    print(f"{len(ledger) - len(failed)} runs done, {len(failed)} failed (ledger: {project_path(args.out) / LEDGER})")
+    """``python -m kit sweep``: run (or complete) the sweep (``--jobs N``: in N worker processes), then print its
+    ledger's status and the summary."""
+    generation = args.generation or uuid.uuid4().hex[:12]
+    if args.jobs > 1:
+        worker_args = without_option(without_option(args.argv, "--jobs"), "--generation")
+        run_workers(["sweep", *worker_args, "--jobs", "1", "--generation", generation], args.jobs,
+                    project_path(args.out) / "workers")
+        ledger = _read_ledger(project_path(args.out) / LEDGER)
+    else:
+        ledger = run_sweep(args.grid, args.seeds, args.out, args.set, generation=generation)
+    failed, running = ledger[ledger["status"] == "failed"], ledger[ledger["status"] == "running"]
+    done = len(ledger) - len(failed) - len(running)
+    print(f"{done} runs done, {len(failed)} failed" + (f", {len(running)} running elsewhere" if len(running) else "")
+          + f" (ledger: {project_path(args.out) / LEDGER})")
     for _, row in failed.iterrows():
         print(f"failed: {row['run']}: {row['error']}")
-    if len(failed) == len(ledger):
+    if not done:
         return
     print(summarize(sweep_results(args.out)).to_string(index=False))
     print("\npaired against the best point on the val images (dH in points, seeds averaged per image):")

@@ -45,8 +45,8 @@ class Choice:
     tta: str = ""
     postprocess: dict[str, Any] | None = None
     scores: dict[str, float] = field(default_factory=dict)
-    #: Where the networks run (:data:`kit.inference.predict.BACKENDS`); files saved before it existed: torch.
-    backend: str = "torch"
+    #: Where the networks run (:data:`kit.inference.predict.BACKENDS`); "auto": ONNX Runtime on a CPU, torch on a GPU.
+    backend: str = "auto"
 
     def predictor(self, device: str | None = None) -> Predictor:
         predictor = Predictor.load([project_path(p) for p in self.checkpoints], self.weights, tta=self.tta,
@@ -69,7 +69,7 @@ class Choice:
 
 def candidates(checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
                hybrid: Sequence[str | Path] | None = None, tta: str = "hflip",
-               soup_path: Path | str | None = None, backend: str = "torch") -> list[Choice]:
+               soup_path: Path | str | None = None, backend: str = "auto") -> list[Choice]:
     """The candidates notebook 04 compares (checkpoints may be glob patterns), each run on ``backend``.
 
     Each single checkpoint; with several of one model config, their soup (written to

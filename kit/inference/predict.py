@@ -47,15 +47,29 @@ def _normalizer(mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
     return build_transform(None, mean, std)
 
 
-def image_tensor(image: np.ndarray, size: int, model: torch.nn.Module) -> tuple[torch.Tensor, tuple[float, float]]:
-    """An RGB image letterboxed to ``size`` and normalised as ``model`` was trained: (1, 3, size, size), scale."""
-    canvas, scale = letterbox(image, size)
+def image_tensor(image: np.ndarray, size: int, model: torch.nn.Module,
+                 multiple: int | None = None) -> tuple[torch.Tensor, tuple[float, float]]:
+    """An RGB image letterboxed to ``size`` (padded to a square, or each side to ``multiple``) and normalised as
+    ``model`` was trained: (1, 3, H, W), scale."""
+    canvas, scale = letterbox(image, size, multiple)
     normalised = _normalizer(tuple(model.config.mean), tuple(model.config.std))(image=canvas)["image"]
     return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None], scale
 
 
-#: Where the networks run: torch (CPU or GPU), or ONNX Runtime's CPU provider on an exported graph.
-BACKENDS = ("torch", "onnxruntime")
+#: Where the networks run: torch (CPU or GPU), ONNX Runtime's CPU provider on an exported graph, or "auto": ONNX
+#: Runtime for fp32 on a CPU (about twice torch's speed there, bench/results/backends.md), torch otherwise.
+BACKENDS = ("auto", "torch", "onnxruntime")
+#: The letterbox pads each side to a multiple of this (the networks' largest stride), not to a square.
+PAD_MULTIPLE = 32
+
+
+def resolve_backend(backend: str, device: str, precision: str) -> str:
+    """The backend ``"auto"`` stands for on ``device`` at ``precision``; an unknown name is an error."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "onnxruntime" if torch.device(device).type == "cpu" and precision == "fp32" else "torch"
+    return backend
 
 
 class Predictor:
@@ -63,7 +77,8 @@ class Predictor:
 
     def __init__(self, models: Sequence[torch.nn.Module], eval_sizes: Sequence[int], config: PostprocessConfig,
                  weights: Sequence[float] | None = None, tta: str | Sequence[str] | None = None,
-                 frame_size: int | None = None, device: str | torch.device = "cpu", precision: str = "fp32"):
+                 frame_size: int | None = None, device: str | torch.device = "cpu", precision: str = "fp32",
+                 pad_multiple: int | None = PAD_MULTIPLE):
         if not models or len(eval_sizes) != len(models):
             raise InputError("give at least one model, and one evaluation size per model")
         weights = list(weights) if weights is not None else [1.0] * len(models)
@@ -77,30 +92,31 @@ class Predictor:
         self.config = config
         self.device = torch.device(device)
         self.precision = precision
+        #: None pads every input to a square, as training's validation does (the maps' valid regions are the same).
+        self.pad_multiple = pad_multiple
 
     @classmethod
     def load(cls, checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
              tta: str | Sequence[str] | None = None, frame_size: int | None = None,
              config: PostprocessConfig | None = None, device: str | None = None, precision: str = "fp32",
-             backend: str = "torch") -> Predictor:
+             backend: str = "auto") -> Predictor:
         """Checkpoints (each with its own backbone and evaluation size); the first one's postprocess settings.
 
-        ``backend="onnxruntime"`` exports each checkpoint's inference graph in memory and runs it on ONNX
-        Runtime's CPU provider (:mod:`kit.inference.onnx_backend`); files exported by ``python -m kit export``
-        (``.onnx``) load on that backend whichever is asked for.
+        On ONNX Runtime (``backend="onnxruntime"``, or ``"auto"`` for fp32 on a CPU) each checkpoint runs as its
+        exported inference graph (:mod:`kit.inference.onnx_backend`, exported once per checkpoint file and
+        cached); files exported by ``python -m kit export`` (``.onnx``) load on that backend whichever is asked.
         """
         if not checkpoints:
             raise InputError("give at least one checkpoint")
-        if backend not in BACKENDS:
-            raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-        device = device or ("cuda" if torch.cuda.is_available() and backend == "torch" else "cpu")
+        device = device or ("cuda" if torch.cuda.is_available() and backend in ("auto", "torch") else "cpu")
+        backend = resolve_backend(backend, device, precision)
         models, sizes, settings = [], [], []
         for path in checkpoints:
             exported = Path(path).suffix == ".onnx"
             if exported or backend == "onnxruntime":
-                from kit.inference.onnx_backend import OnnxModel, export_bytes  # deferred: onnx and onnxruntime
+                from kit.inference.onnx_backend import OnnxModel, cached_export  # deferred: onnx and onnxruntime
 
-                onnx_model = OnnxModel(Path(path) if exported else export_bytes(Checkpoint.load(path)))
+                onnx_model = OnnxModel(Path(path) if exported else cached_export(path))
                 models.append(onnx_model)
                 sizes.append(onnx_model.eval_size)
                 settings.append(onnx_model.postprocess)
@@ -130,16 +146,17 @@ class Predictor:
         for view in self.views:
             viewed = np.ascontiguousarray(view.forward(image))
             size = max(32, round(model_size * view.scale))
-            tensor, _ = image_tensor(viewed, size, model)
-            tensors.append((size, tensor))
+            tensor, _ = image_tensor(viewed, size, model, self.pad_multiple)
+            tensors.append((tensor.shape, tensor))
             valid_w, valid_h = letterbox_size(viewed.shape[1], viewed.shape[0], size)
             valid.append((valid_h, valid_w))
         maps = []
-        for size in dict.fromkeys(s for s, _ in tensors):  # one batch per input size
-            batch = torch.cat([t for s, t in tensors if s == size]).to(self.device)
+        for shape in dict.fromkeys(s for s, _ in tensors):  # one batch per input shape
+            group = [t for s, t in tensors if s == shape]
+            batch = (group[0] if len(group) == 1 else torch.cat(group)).to(self.device)  # one view: no copy
             with autocast(self.device, self.precision):
                 probs = model(batch)["prob"][:, 0].float().cpu().numpy()
-            maps.extend(zip([i for i, (s, _) in enumerate(tensors) if s == size], probs))
+            maps.extend(zip([i for i, (s, _) in enumerate(tensors) if s == shape], probs))
         maps.sort(key=lambda item: item[0])
         return [prob[: valid[i][0], : valid[i][1]] for i, prob in maps]
 
@@ -152,8 +169,8 @@ class Predictor:
 
 def predict_image(model: torch.nn.Module, image: np.ndarray, size: int, config: PostprocessConfig | None = None,
                   device: str | torch.device = "cpu") -> tuple[list[np.ndarray], list[float]]:
-    """Polygons and scores of one model on one RGB image, no TTA."""
-    tensor, scale = image_tensor(image, size, model)
+    """Polygons and scores of one model on one RGB image, no TTA (the torch model; padded as Predictor pads)."""
+    tensor, scale = image_tensor(image, size, model, PAD_MULTIPLE)
     with torch.no_grad():
         prob = model.eval()(tensor.to(device))["prob"][0, 0].float().cpu().numpy()
     height, width = image.shape[:2]

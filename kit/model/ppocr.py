@@ -180,18 +180,73 @@ def _cut_head(module: fx.GraphModule) -> int:
     return conv.in_channels
 
 
+def _convert(model, path: str | Path, mapping: bool = False) -> fx.GraphModule:
+    from onnx2torch import convert
+
+    try:
+        return convert(model, attach_onnx_mapping=mapping)
+    except NotImplementedError as err:
+        raise NotImplementedError(f"{path}: onnx2torch cannot convert this graph: {err}") from None
+
+
 def onnx_to_torch(path: str | Path) -> tuple[fx.GraphModule, int]:
     """A PP-OCR det ONNX file as a torch module returning (features, probability logits), and the feature channels."""
     model = load_onnx(path)
-    from onnx2torch import convert
-
     rewrite_for_onnx2torch(model)
-    try:
-        module = convert(model)
-    except NotImplementedError as err:
-        raise NotImplementedError(f"{path}: onnx2torch cannot convert this graph: {err}") from None
+    module = _convert(model, path)
     _trainable_initializers(module)
     return module, _cut_head(module)
+
+
+def _tensor_sources(module: fx.GraphModule, model) -> dict[str, str]:
+    """Each tensor of the converted module (state-dict name) -> the ONNX initializer it was made from.
+
+    onnx2torch builds a convolution's weight and bias from the node's 2nd and 3rd inputs, and stores every other
+    initializer operand, once per use, as ``initializers.onnx_initializer_<i>`` numbered in node order.
+    """
+    initializers = {t.name for t in model.graph.initializer}
+    nodes = {n.name.replace(".", "/"): n for n in model.graph.node}
+    sources, count = {}, 0
+    for node in module.graph.nodes:
+        if node.op != "call_module":
+            continue
+        sub = module.get_submodule(node.target)
+        for value in sub.onnx_mapping.inputs:
+            if value in initializers:
+                sources[f"initializers.onnx_initializer_{count}"] = value
+                count += 1
+        for path, conv in sub.named_modules():  # a convolution, or one behind its explicit padding
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
+                prefix, inputs = ".".join(filter(None, (node.target, path))), list(nodes[node.target].input)
+                sources[f"{prefix}.weight"] = inputs[1]
+                if conv.bias is not None:
+                    sources[f"{prefix}.bias"] = inputs[2]
+    unplaced = sorted(set(module.state_dict()) - set(sources))
+    if unplaced:
+        raise NotImplementedError(f"tensors the export cannot place in the ONNX graph: {unplaced[:5]}")
+    return sources
+
+
+def onnx_with_weights(path: str | Path, body_state: dict[str, torch.Tensor]):
+    """The ONNX file's own graph (after the rewrites, which ONNX Runtime runs natively) with ``body_state``, a
+    converted body's trained tensors, written into its initializers: the fine-tuned detector as the graph PaddleOCR
+    shipped (ONNX Runtime runs it as fast as the original file). ``NotImplementedError`` where it cannot be placed
+    exactly: a tensor the graph shares between two uses that training made unequal, or an unknown weight holder."""
+    onnx = _onnx()
+    model = load_onnx(path)
+    rewrite_for_onnx2torch(model)
+    sources = _tensor_sources(_convert(model, path, mapping=True), model)
+    values: dict[str, np.ndarray] = {}
+    for name, source in sources.items():
+        value = body_state[name].detach().cpu().numpy()
+        if source in values and not np.array_equal(values[source], value):
+            raise NotImplementedError(f"initializer {source} is used twice and training made its copies differ")
+        values[source] = value
+    for index, tensor in enumerate(model.graph.initializer):
+        if tensor.name in values:
+            model.graph.initializer[index].CopyFrom(onnx.numpy_helper.from_array(
+                values[tensor.name].astype(onnx.numpy_helper.to_array(tensor).dtype), tensor.name))
+    return model
 
 
 def _reinitialise(module: nn.Module) -> None:

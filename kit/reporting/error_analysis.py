@@ -150,7 +150,7 @@ class ErrorAnalysis:
 
 def analyse(records: Sequence[ImageRecord], checkpoints: Sequence[str | Path] | str | None = None,
             predictions_json: str | Path | None = None, weights: Sequence[float] | None = None, tta: str = "",
-            progress: bool = True, backend: str = "torch", **postprocess: float | None) -> ErrorAnalysis:
+            progress: bool = True, backend: str = "auto", **postprocess: float | None) -> ErrorAnalysis:
     """Score ``records`` against a predictions JSON, or against checkpoints predicted here (maps cached).
 
     ``postprocess`` settings given (``thresh=0.25``...) override the first checkpoint's.

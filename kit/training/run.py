@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 import torch
@@ -216,12 +216,18 @@ def _start_run(config: TrainConfig, resume: Path | str | None, runtime: Runtime,
     return config, run_dir, None
 
 
+#: Called after each epoch's files are saved with that epoch's ``metrics.csv`` row; True stops the run there.
+EpochCallback = Callable[[dict[str, Any]], bool]
+
+
 def train(config: TrainConfig, resume: Path | str | None = None, progress: bool = True,
-          overwrite: bool = False) -> RunResult:
+          overwrite: bool = False, on_epoch: EpochCallback | None = None) -> RunResult:
     """Train ``config``; with ``resume`` (a checkpoint of the same run) continue where it stopped.
 
     An existing run of the same name is an error unless ``overwrite`` (then it is replaced, with a warning).
-    A new run that fails before finishing its first epoch leaves no run folder behind.
+    A new run that fails before finishing its first epoch leaves no run folder behind. ``on_epoch`` sees each
+    epoch's row (val H-mean included) once its checkpoints are written and may end the run there (a search's
+    pruner does); under DDP rank 0 calls it and every rank follows its answer.
     """
     runtime = Runtime.start()
     config, run_dir, resumed = _start_run(config, resume, runtime, overwrite)
@@ -230,7 +236,7 @@ def train(config: TrainConfig, resume: Path | str | None = None, progress: bool 
         write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=1))
     logger = _Logger(run_dir, config, runtime.main)
     try:
-        return _run(config, run_dir, resumed, runtime, logger, progress and runtime.main)
+        return _run(config, run_dir, resumed, runtime, logger, progress and runtime.main, on_epoch)
     except BaseException:
         if runtime.main and resumed is None and not (run_dir / "metrics.csv").is_file():
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -248,6 +254,8 @@ class _Progress:
     best_path: str | None = None
     start_epoch: int = 0
     optimizer_steps: int = 0
+    #: Why the run ended: "epochs" (all run), "patience" (early stopping) or "callback" (``on_epoch``).
+    stopped_by: str = "epochs"
 
 
 def _restore(resumed: Checkpoint, model: torch.nn.Module, ema: ModelEmaV3 | None, optimizer: torch.optim.Optimizer,
@@ -298,14 +306,24 @@ def _summary(config: TrainConfig, run_dir: Path, model: torch.nn.Module, progres
         "weight_decay": config.weight_decay, "epochs_run": len(history), "best_epoch": best_epoch,
         **{f"val_{k}": best_row.get(f"val_{k}", math.nan) for k in ("precision", "recall", "hmean")},
         "train_time_s": time.time() - started, "peak_memory_mb": max((r["peak_memory_mb"] for r in history), default=0),
-        "seed": config.seed, "finished": datetime.now().isoformat(timespec="seconds"),
+        "seed": config.seed, "stopped_by": progress.stopped_by,
+        "finished": datetime.now().isoformat(timespec="seconds"),
     }
     summary["pr_gap"] = summary["val_precision"] - summary["val_recall"]
     return summary
 
 
+def _agreed(flag: bool, runtime: Runtime) -> bool:
+    """Rank 0's ``flag`` on every rank (itself outside DDP)."""
+    if runtime.world == 1:
+        return flag
+    shared = torch.tensor([int(flag)], device=runtime.device)
+    dist.broadcast(shared, 0)
+    return bool(shared.item())
+
+
 def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime: Runtime, logger: _Logger,
-         show: bool) -> RunResult:
+         show: bool, on_epoch: EpochCallback | None) -> RunResult:
     """The run itself: data, model, optimizer, the epochs with validation and checkpoints, the summary row."""
     train_records, val_records, data_dir = load_records(config, announce=runtime.main)
     logger.info(f"data {data_dir}: {len(train_records)} train / {len(val_records)} val images")
@@ -345,6 +363,7 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
 
     for epoch in _epochs(progress.start_epoch, config.epochs, show):
         if progress.stopping.stop:
+            progress.stopped_by = "patience"
             break
         epoch_start = time.time()
         train_ds.size = size_for_epoch(config.schedule, epoch)
@@ -380,22 +399,25 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
                "peak_memory_mb": peak_memory_mb(runtime.device)}
         progress.history.append(row)
         improved = progress.stopping.update(epoch, scores.hmean)
-        if not runtime.main:
-            continue
-        previous_best = progress.best_path
-        if improved:
-            progress.best_path = str(run_dir / "checkpoints" / checkpoint_name(epoch, scores.hmean))
-        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                          "scaler": scaler.state_dict(), "early_stopping": progress.stopping.state(),
-                          "best_path": progress.best_path, "optimizer_steps": progress.optimizer_steps}
-        if ema is not None:  # the checkpoint's weights are the average; resume needs the trained ones too
-            training_state["model_weights"] = raw_model.state_dict()
-        checkpoint = Checkpoint(eval_model.state_dict(), raw_model.config, post, config.final_size, run=run_dir.name,
-                                epoch=epoch, val=scores.scores(), history=list(progress.history),
-                                train_config=config.to_dict(), training_state=training_state)
-        _save_epoch(checkpoint, progress, previous_best, improved, scores, run_dir)
-        logger.epoch(row)
-        logger.info(json.dumps(row))
+        if runtime.main:
+            previous_best = progress.best_path
+            if improved:
+                progress.best_path = str(run_dir / "checkpoints" / checkpoint_name(epoch, scores.hmean))
+            training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                              "scaler": scaler.state_dict(), "early_stopping": progress.stopping.state(),
+                              "best_path": progress.best_path, "optimizer_steps": progress.optimizer_steps}
+            if ema is not None:  # the checkpoint's weights are the average; resume needs the trained ones too
+                training_state["model_weights"] = raw_model.state_dict()
+            checkpoint = Checkpoint(eval_model.state_dict(), raw_model.config, post, config.final_size,
+                                    run=run_dir.name, epoch=epoch, val=scores.scores(), history=list(progress.history),
+                                    train_config=config.to_dict(), training_state=training_state)
+            _save_epoch(checkpoint, progress, previous_best, improved, scores, run_dir)
+            logger.epoch(row)
+            logger.info(json.dumps(row))
+        if on_epoch is not None and _agreed(runtime.main and bool(on_epoch(dict(row))), runtime):
+            progress.stopped_by = "callback"
+            logger.info(f"stopped after epoch {epoch}: the epoch callback asked (e.g. a search's pruner)")
+            break
 
     summary = _summary(config, run_dir, raw_model, progress, started)
     if runtime.main:
