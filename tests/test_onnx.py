@@ -119,7 +119,7 @@ def test_auto_runs_onnxruntime_for_fp32_on_a_cpu_and_exports_each_checkpoint_onc
     assert resolve_backend("auto", "cpu", "bf16") == resolve_backend("auto", "cuda", "fp32") == "torch"
     monkeypatch.setattr(backend, "EXPORT_CACHE", tmp_path / "cache")
     first = Predictor.load([tiny_checkpoint])
-    assert all(isinstance(m, OnnxModel) for m in first.models) and first.pad_multiple == 32
+    assert all(isinstance(m, OnnxModel) for m in first.models) and first.pad_multiples == [None]
     assert len(list((tmp_path / "cache").glob("*.onnx"))) == 1
     monkeypatch.setattr(backend, "export_bytes", lambda *a: pytest.fail("exported again"))
     Predictor.load([tiny_checkpoint, tiny_checkpoint], backend="auto")  # from the cache

@@ -56,7 +56,7 @@ def test_tta_inverse_is_exact(view: str) -> None:
     plain = Predictor([PixelModel()], [160], PostprocessConfig())
     plain_map, scale = plain.prob_map(image)
     viewed = Predictor([PixelModel()], [160], PostprocessConfig(), tta=[view])
-    view_maps = viewed._view_maps(viewed.models[0], 160, image)
+    view_maps = viewed._view_maps(viewed.models[0], 160, None, image)
     back = viewed.views[1].inverse(view_maps[1])
     assert back.shape == plain_map.shape
     np.testing.assert_allclose(back, plain_map, atol=2e-3)  # the same map, only resampled in another order
@@ -72,6 +72,49 @@ def test_multi_scale_maps_come_back_to_the_common_frame() -> None:
     scaled, _ = Predictor([PixelModel()], [160], PostprocessConfig(), tta="scale=0.8,scale=1.25").prob_map(image)
     assert scaled.shape == plain_map.shape
     assert np.abs(scaled - plain_map).mean() < 0.01
+
+
+class ShapeRecorder(PixelModel):
+    """A :class:`PixelModel` that remembers the input shapes it was fed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.shapes.append(tuple(images.shape[-2:]))
+        return super().forward(images)
+
+
+def test_each_model_is_padded_as_it_was_validated() -> None:
+    image = asymmetric_image()  # 203 x 317: at 160 px, 102 x 160
+    square, padded = ShapeRecorder(), ShapeRecorder()
+    predictor = Predictor([square, padded], [160, 160], PostprocessConfig(), pad_multiples=[None, 32])
+    prob, _ = predictor.prob_map(image)
+    assert square.shapes == [(160, 160)] and padded.shapes == [(128, 160)]
+    alone, _ = Predictor([PixelModel()], [160], PostprocessConfig()).prob_map(image)
+    np.testing.assert_allclose(prob, alone, atol=1e-6)  # a pixel-wise model: the padding only changes the cost
+    assert Predictor([PixelModel()], [160], PostprocessConfig()).pad_multiples == [None]  # the kit trains on squares
+    with pytest.raises(ValueError, match="2 pad multiples for 1 models"):
+        Predictor([PixelModel()], [160], PostprocessConfig(), pad_multiples=[None, 32])
+
+
+def test_checkpoints_carry_their_padding_to_both_backends(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from kit.inference.onnx_backend import export_onnx
+    from kit.training.config import resolve_config
+    from kit.training.run import zero_shot_checkpoint
+
+    assert Checkpoint.load(tiny_checkpoint).pad_multiple is None  # trained and validated on square letterboxes
+    assert zero_shot_checkpoint(resolve_config("ppocr_cpu")).pad_multiple == 32  # as PaddleOCR's inference pads
+    checkpoint = Checkpoint.load(tiny_checkpoint)
+    checkpoint.pad_multiple = 32
+    padded = checkpoint.save(tmp_path / "padded.ckpt")
+    assert Checkpoint.load(padded).pad_multiple == 32
+    assert Checkpoint.load(average_checkpoints([padded, padded], tmp_path / "soup.ckpt")).pad_multiple == 32
+    exported = export_onnx(padded, tmp_path / "padded.onnx")
+    for backend in ("torch", "onnxruntime"):
+        assert Predictor.load([tiny_checkpoint, padded], backend=backend).pad_multiples == [None, 32]
+    assert Predictor.load([exported]).pad_multiples == [32]
 
 
 def test_ensemble_of_one_model_is_that_model(tiny_checkpoint: Path, synth_dir: Path) -> None:

@@ -175,7 +175,7 @@ def test_sweep_workers_claim_each_member_once(tmp_path: Path) -> None:
 
 def test_a_member_left_running_is_retaken_only_when_its_worker_is_gone(tmp_path: Path) -> None:
     here = socket.gethostname()
-    members = [({"lr": v}, 0) for v in (1, 2, 3, 4, 5)]
+    members = [({"lr": v}, 0) for v in (1, 2, 3, 4, 5, 6)]
     names = [sweep.point_name(p, s) for p, s in members]
     ledger = tmp_path / sweep.LEDGER
     pd.DataFrame([
@@ -184,9 +184,11 @@ def test_a_member_left_running_is_retaken_only_when_its_worker_is_gone(tmp_path:
         {"run": names[2], "status": "failed", "worker": f"{here}:1", "generation": "now"},  # failed in this sweep
         {"run": names[3], "status": "running", "worker": f"{here}:999999999", "generation": "old"},  # died
         {"run": names[4], "status": "failed", "worker": f"{here}:1", "generation": "old"},  # an earlier sweep's
+        {"run": names[5], "status": "running", "worker": None, "generation": "old"},  # a ledger naming no worker
     ]).to_csv(ledger, index=False)
     assert sweep._claim(ledger, members, "now") == members[3]
     assert sweep._claim(ledger, members, "now") == members[4]
+    assert sweep._claim(ledger, members, "now") == members[5]
     assert sweep._claim(ledger, members, "now") is None
     table = pd.read_csv(ledger).set_index("run")
     assert table.loc[names[3], "worker"] == table.loc[names[4], "worker"] == f"{here}:{os.getpid()}"

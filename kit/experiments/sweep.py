@@ -65,10 +65,13 @@ def _write_row(path: Path, row: dict[str, Any]) -> None:
 
 
 def _alive(worker: str) -> bool:
-    """Whether the worker (``host:pid``) may still be running: another host's always may; here, if its pid is."""
+    """Whether the worker (``host:pid``) may still be running: another host's always may; here, if its pid is; a
+    row naming no worker, never."""
     host, _, pid = str(worker).rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return host != socket.gethostname()
+    if not host or not pid.isdigit():
+        return False
+    if host != socket.gethostname():
+        return True
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

@@ -45,7 +45,7 @@ METADATA_KEY = "kit"
 #: Where :func:`cached_export` keeps the graphs it exported, by checkpoint content (safe to delete).
 EXPORT_CACHE = OUTPUTS / "cache" / "onnx"
 #: Part of the cache key: raise it when :func:`export_bytes` changes what it writes.
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 
 
 class _ProbOnly(torch.nn.Module):
@@ -112,7 +112,7 @@ def metadata(checkpoint: Checkpoint) -> dict[str, Any]:
     mean, std = checkpoint.normalisation
     return {"arch": checkpoint.arch, "mean": list(mean), "std": list(std), "eval_size": checkpoint.eval_size,
             "postprocess": checkpoint.postprocess.to_dict(), "run": checkpoint.run, "epoch": checkpoint.epoch,
-            "val": checkpoint.val}
+            "val": checkpoint.val, "pad_multiple": checkpoint.pad_multiple}
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, size: int | None = None, overwrite: bool = False) -> Path:
@@ -166,6 +166,8 @@ class OnnxModel:
         #: Sides the graph needs multiples of (PaddleOCR's graphs); None: any (a traced export pads itself).
         self.stride = meta.get("stride")
         self.eval_size = int(meta["eval_size"])
+        #: How the checkpoint's inputs were padded (:attr:`kit.model.checkpoint.Checkpoint.pad_multiple`).
+        self.pad_multiple = meta.get("pad_multiple")
         self.postprocess = PostprocessConfig(**meta["postprocess"])
         self.metadata = meta
 

@@ -59,10 +59,6 @@ def image_tensor(image: np.ndarray, size: int, model: torch.nn.Module,
 #: Where the networks run: torch (CPU or GPU), ONNX Runtime's CPU provider on an exported graph, or "auto": ONNX
 #: Runtime for fp32 on a CPU (about twice torch's speed there, bench/results/backends.md), torch otherwise.
 BACKENDS = ("auto", "torch", "onnxruntime")
-#: The letterbox pads each side to a multiple of this (the networks' largest stride), not to a square.
-PAD_MULTIPLE = 32
-
-
 def resolve_backend(backend: str, device: str, precision: str) -> str:
     """The backend ``"auto"`` stands for on ``device`` at ``precision``; an unknown name is an error."""
     if backend not in BACKENDS:
@@ -78,7 +74,7 @@ class Predictor:
     def __init__(self, models: Sequence[torch.nn.Module], eval_sizes: Sequence[int], config: PostprocessConfig,
                  weights: Sequence[float] | None = None, tta: str | Sequence[str] | None = None,
                  frame_size: int | None = None, device: str | torch.device = "cpu", precision: str = "fp32",
-                 pad_multiple: int | None = PAD_MULTIPLE):
+                 pad_multiples: Sequence[int | None] | None = None):
         if not models or len(eval_sizes) != len(models):
             raise InputError("give at least one model, and one evaluation size per model")
         weights = list(weights) if weights is not None else [1.0] * len(models)
@@ -92,8 +88,11 @@ class Predictor:
         self.config = config
         self.device = torch.device(device)
         self.precision = precision
-        #: None pads every input to a square, as training's validation does (the maps' valid regions are the same).
-        self.pad_multiple = pad_multiple
+        #: Per model, how its letterbox is padded: each side to a multiple of it, or None to a square (the default,
+        #: as the kit trains); each checkpoint says its own (:attr:`kit.model.checkpoint.Checkpoint.pad_multiple`).
+        self.pad_multiples = list(pad_multiples) if pad_multiples is not None else [None] * len(models)
+        if len(self.pad_multiples) != len(models):
+            raise InputError(f"{len(self.pad_multiples)} pad multiples for {len(models)} models")
 
     @classmethod
     def load(cls, checkpoints: Sequence[str | Path], weights: Sequence[float] | None = None,
@@ -110,7 +109,7 @@ class Predictor:
             raise InputError("give at least one checkpoint")
         device = device or ("cuda" if torch.cuda.is_available() and backend in ("auto", "torch") else "cpu")
         backend = resolve_backend(backend, device, precision)
-        models, sizes, settings = [], [], []
+        models, sizes, settings, pads = [], [], [], []
         for path in checkpoints:
             exported = Path(path).suffix == ".onnx"
             if exported or backend == "onnxruntime":
@@ -120,12 +119,14 @@ class Predictor:
                 models.append(onnx_model)
                 sizes.append(onnx_model.eval_size)
                 settings.append(onnx_model.postprocess)
+                pads.append(onnx_model.pad_multiple)
             else:
                 loaded = Checkpoint.load(path, device)
                 models.append(loaded.build_model(device))
                 sizes.append(loaded.eval_size)
                 settings.append(loaded.postprocess)
-        return cls(models, sizes, config or settings[0], weights, tta, frame_size, device, precision)
+                pads.append(loaded.pad_multiple)
+        return cls(models, sizes, config or settings[0], weights, tta, frame_size, device, precision, pads)
 
     @torch.no_grad()
     def prob_map(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
@@ -134,19 +135,20 @@ class Predictor:
         frame = letterbox_size(width, height, self.frame_size)
         scale = (frame[0] / width, frame[1] / height)
         total = np.zeros((frame[1], frame[0]), np.float32)
-        for model, model_size, weight in zip(self.models, self.eval_sizes, self.weights):
-            for view, prob in zip(self.views, self._view_maps(model, model_size, image)):
+        for model, model_size, weight, pad in zip(self.models, self.eval_sizes, self.weights, self.pad_multiples):
+            for view, prob in zip(self.views, self._view_maps(model, model_size, pad, image)):
                 resized = cv2.resize(view.inverse(prob), frame, interpolation=cv2.INTER_LINEAR)
                 total += weight / len(self.views) * resized
         return total, scale
 
-    def _view_maps(self, model: torch.nn.Module, model_size: int, image: np.ndarray) -> list[np.ndarray]:
+    def _view_maps(self, model: torch.nn.Module, model_size: int, pad_multiple: int | None,
+                   image: np.ndarray) -> list[np.ndarray]:
         """Each view's map, cropped to its valid region, still in the view's orientation."""
         tensors, valid = [], []
         for view in self.views:
             viewed = np.ascontiguousarray(view.forward(image))
             size = max(32, round(model_size * view.scale))
-            tensor, _ = image_tensor(viewed, size, model, self.pad_multiple)
+            tensor, _ = image_tensor(viewed, size, model, pad_multiple)
             tensors.append((tensor.shape, tensor))
             valid_w, valid_h = letterbox_size(viewed.shape[1], viewed.shape[0], size)
             valid.append((valid_h, valid_w))
@@ -168,9 +170,10 @@ class Predictor:
 
 
 def predict_image(model: torch.nn.Module, image: np.ndarray, size: int, config: PostprocessConfig | None = None,
-                  device: str | torch.device = "cpu") -> tuple[list[np.ndarray], list[float]]:
+                  device: str | torch.device = "cpu",
+                  pad_multiple: int | None = None) -> tuple[list[np.ndarray], list[float]]:
     """Polygons and scores of one model on one RGB image, no TTA (the torch model; padded as Predictor pads)."""
-    tensor, scale = image_tensor(image, size, model, PAD_MULTIPLE)
+    tensor, scale = image_tensor(image, size, model, pad_multiple)
     with torch.no_grad():
         prob = model.eval()(tensor.to(device))["prob"][0, 0].float().cpu().numpy()
     height, width = image.shape[:2]

@@ -45,7 +45,8 @@ def soup(members: Sequence[Checkpoint], sources: Sequence[str | Path]) -> Checkp
         else:
             averaged[key] = value.clone()
     return Checkpoint(averaged, first.model_config, first.postprocess, first.eval_size, run=first.run,
-                      train_config=first.train_config, soup_of=[str(p) for p in sources])
+                      train_config=first.train_config, soup_of=[str(p) for p in sources],
+                      pad_multiple=first.pad_multiple)
 
 
 def command(args: argparse.Namespace) -> None:

@@ -53,6 +53,11 @@ class Checkpoint:
     #: A PP-OCR detector converted from a file of its own (not the bundled one): that ONNX file's bytes, so the
     #: checkpoint rebuilds on a machine without the file. Filled when saved.
     graph: bytes | None = None
+    #: How the model's inputs were padded when it was validated, and so how inference pads them: each side to a
+    #: multiple of this (PaddleOCR's own pretrained detector), or None, to a square (the kit trains and validates
+    #: on square letterboxes). It matters: PP-OCR's squeeze-excitation blocks average over the padding too, and
+    #: a model fine-tuned on squares loses H-mean on inputs padded otherwise (bench/results/backends.md).
+    pad_multiple: int | None = None
 
     @property
     def arch(self) -> str:
@@ -79,7 +84,8 @@ class Checkpoint:
                         "postprocess": self.postprocess.to_dict(), "eval_size": self.eval_size, "run": self.run,
                         "epoch": self.epoch, "val": self.val, "history": self.history,
                         "train_config": self.train_config, "soup_of": self.soup_of,
-                        "training_state": self.training_state, "graph": graph}, tmp)
+                        "training_state": self.training_state, "graph": graph,
+                        "pad_multiple": self.pad_multiple}, tmp)
         return path
 
     @classmethod
@@ -116,7 +122,7 @@ class Checkpoint:
                    run=state.get("run"), epoch=state.get("epoch"), val=state.get("val") or {},
                    history=state.get("history") or [], train_config=state.get("train_config"),
                    soup_of=state.get("soup_of") or [], training_state=state.get("training_state"),
-                   graph=state.get("graph"))
+                   graph=state.get("graph"), pad_multiple=state.get("pad_multiple"))
 
 
 def _with_local_graph(config: ModelConfig, graph: bytes | None) -> ModelConfig:

@@ -43,7 +43,9 @@ from kit.evaluation.cleval import DatasetResult
 from kit.evaluation.per_image import per_image_scores
 from kit.files import append_row, write_csv, write_text
 from kit.model.checkpoint import Checkpoint
+from kit.model.config import PPOCR_ARCH
 from kit.model.factory import count_parameters
+from kit.model.ppocr import STRIDE
 from kit.paths import VAL_PER_IMAGE, project_path
 from kit.runtime import Runtime, peak_memory_mb, seed_everything
 from kit.training.config import (
@@ -94,8 +96,9 @@ def zero_shot_checkpoint(config: TrainConfig) -> Checkpoint:
         raise InputError(f"{config.arch}: a zero-shot checkpoint needs pretrained weights (pretrained=True or "
                          "pretrained_path=FILE); random weights detect nothing")
     model = model_for(config).eval()
+    pad = STRIDE if config.arch == PPOCR_ARCH else None  # padded as PaddleOCR's own inference pads (to 32)
     return Checkpoint(model.state_dict(), model.config, config.postprocess, config.final_size,
-                      run=f"zero-shot-{config.arch}", train_config=config.to_dict())
+                      run=f"zero-shot-{config.arch}", train_config=config.to_dict(), pad_multiple=pad)
 
 
 @dataclass
