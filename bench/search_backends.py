@@ -3,9 +3,11 @@ on them (the CPU metric's part), torch against ONNX Runtime.
 
 Run from the project root: ``python -m bench.search_backends``. Zero-shot PP-OCRv6 det (preset ``ppocr_cpu``, its
 evaluation size 1280 px) on the 100 SROIE val receipts (``../shared``; the synthetic val receipts without it):
-``kit.inference.threshold_search.cache_maps`` timed on each backend, then notebook 04's default grid (thresh
-0.2-0.35 x box_thresh 0.3-0.6 x unclip 1.5, 2.0: 56 settings) searched once on each backend's maps with 2
-worker processes, the best setting and H-mean of each. Writes ``bench/results/search_backends.md``.
+``kit.inference.threshold_search.cache_maps`` timed on torch padding to a square (the kit before ONNX Runtime and
+per-checkpoint padding), on ONNX Runtime padding to a square, and on ONNX Runtime padding as the checkpoint says (to a
+multiple of 32: today's default), then notebook 04's default grid (thresh 0.2-0.35 x box_thresh 0.3-0.6 x unclip
+1.5, 2.0: 56 settings) searched once on each one's maps with 2 worker processes, the best setting and H-mean of each.
+Writes ``bench/results/search_backends.md``.
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = zero_shot_checkpoint(resolve_config("ppocr_cpu")).save(Path(tmp) / "zero-shot.ckpt")
-        for backend in ("torch", "onnxruntime"):
+        for backend, padding in (("torch", "square"), ("onnxruntime", "square"), ("onnxruntime", "checkpoint's")):
             start = time.perf_counter()
             predictor = Choice("zero-shot", [str(checkpoint)], backend=backend).predictor(device="cpu")
             loaded = time.perf_counter() - start
+            if padding == "square":
+                predictor.pad_multiples = [None]
+            shown = "square" if predictor.pad_multiples[0] is None else f"multiple of {predictor.pad_multiples[0]}"
             start = time.perf_counter()
             with torch.inference_mode():
                 maps = cache_maps(predictor, records)
@@ -50,8 +55,8 @@ def main() -> None:
             table = threshold_search(maps, *GRID, base=predictor.config, workers=2)
             searched = time.perf_counter() - start
             best = table.iloc[0]
-            rows.append({"backend": backend, "load_s": loaded, "cache_s": cached, "search_s": searched,
-                         "total_s": loaded + cached + searched, "best_thresh": best["thresh"],
+            rows.append({"backend": backend, "padding": shown, "load_s": loaded, "cache_s": cached,
+                         "search_s": searched, "total_s": loaded + cached + searched, "best_thresh": best["thresh"],
                          "best_box_thresh": best["box_thresh"], "best_unclip": best["unclip_ratio"],
                          "best_hmean": float(best["hmean"])})
     table = pd.DataFrame(rows)
@@ -67,7 +72,7 @@ def main() -> None:
         f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, no GPU; command: "
         "`python -m bench.search_backends`",
         "",
-        *markdown(table, ["backend", "load_s", "cache_s", "search_s", "total_s", "speedup", "best_thresh",
+        *markdown(table, ["backend", "padding", "load_s", "cache_s", "search_s", "total_s", "speedup", "best_thresh",
                           "best_box_thresh", "best_unclip", "best_hmean"]),
     ]
     write_results(RESULTS, lines)
