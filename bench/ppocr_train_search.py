@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import platform
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,11 +22,10 @@ import torch
 
 from bench import markdown, write_results
 from bench.ppocr_recipe import together
-from bench.sroie import GRID, SROIE, sroie_or_exit
+from bench.sroie import GRID, SROIE, Evaluation, evaluate_both, sroie_or_exit
 from kit.data.annotations import load_split
 from kit.evaluation.significance import paired_bootstrap
-from kit.inference.predict import Predictor, evaluate_predictor
-from kit.inference.threshold_search import best_setting, cache_maps, threshold_search
+from kit.inference.predict import Predictor
 from kit.training.config import config_for, resolve_config
 from kit.training.run import train, zero_shot_checkpoint
 
@@ -38,20 +36,6 @@ RECIPE = ["dice on the probability map", "dice + focal on the probability map",
           "probability map alone (no threshold branch)"]
 #: The SROIE grid with wider unclips: the fine-tune's extra splits are pieces of a line a wider unclip may join.
 SEARCH_GRID = (GRID[0], GRID[1], [*GRID[2], 2.2, 2.4, 2.6])
-
-
-def scored(predictor: Predictor, val: list, tune: list) -> dict[str, dict]:
-    """Val scores and per-image results at the predictor's own setting, then at the setting searched on ``tune``."""
-    out = {}
-    per_image: dict = {}
-    out["preset"] = {**evaluate_predictor(predictor, val, progress=False, per_image=per_image), "per_image": per_image}
-    setting = best_setting(threshold_search(cache_maps(predictor, tune, progress=False), *SEARCH_GRID, workers=2,
-                                            progress=False))
-    predictor.config = replace(predictor.config, **setting)
-    per_image = {}
-    out["searched"] = {**evaluate_predictor(predictor, val, progress=False, per_image=per_image),
-                       "per_image": per_image, "setting": setting}
-    return out
 
 
 def main() -> None:
@@ -69,23 +53,21 @@ def main() -> None:
     run = train(config, overwrite=True)
     with tempfile.TemporaryDirectory() as tmp:
         zero_path = zero_shot_checkpoint(config_for("ppocr_det")).save(Path(tmp) / "zero-shot.ckpt")
-        results = {"zero-shot PP-OCR": scored(Predictor.load([zero_path]), val, tune),
-                   "fine-tuned PP-OCR": scored(Predictor.load([run.best_checkpoint]), val, tune)}
+        results: dict[str, Evaluation] = {
+            "zero-shot PP-OCR": evaluate_both(Predictor.load([zero_path]), tune, val, SEARCH_GRID),
+            "fine-tuned PP-OCR": evaluate_both(Predictor.load([run.best_checkpoint]), tune, val, SEARCH_GRID)}
+    columns = ("precision", "recall", "hmean", "split_words", "merging_boxes", "ms_per_image")
     rows = []
-    for detector, by_setting in results.items():
-        for setting, scores in by_setting.items():
-            chosen = scores.get("setting") or {}
-            rows.append({"detector": detector, "postprocess": setting if not chosen else
-                         "searched: " + ", ".join(f"{k} {v}" for k, v in chosen.items()),
-                         **{k: scores[k] for k in ("precision", "recall", "hmean", "split_words", "merging_boxes",
-                                                   "ms_per_image")}})
+    for detector, result in results.items():
+        searched = "searched: " + ", ".join(f"{k} {v}" for k, v in result.setting.items())
+        rows += [{"detector": detector, "postprocess": "preset", **{k: result.preset[k] for k in columns}},
+                 {"detector": detector, "postprocess": searched, **{k: result.searched[k] for k in columns}}]
     zero, fine = results["zero-shot PP-OCR"], results["fine-tuned PP-OCR"]
-    pairs = [("fine-tuned, preset", fine["preset"], "zero-shot, preset", zero["preset"]),
-             ("fine-tuned, searched", fine["searched"], "zero-shot, preset", zero["preset"]),
-             ("fine-tuned, searched", fine["searched"], "zero-shot, searched", zero["searched"]),
-             ("zero-shot, searched", zero["searched"], "zero-shot, preset", zero["preset"])]
-    gains = [str(paired_bootstrap(b["per_image"], a["per_image"], names=(name_b, name_a)))
-             for name_a, a, name_b, b in pairs]
+    pairs = [("fine-tuned, preset", fine.preset_per_image, "zero-shot, preset", zero.preset_per_image),
+             ("fine-tuned, searched", fine.per_image, "zero-shot, preset", zero.preset_per_image),
+             ("fine-tuned, searched", fine.per_image, "zero-shot, searched", zero.per_image),
+             ("zero-shot, searched", zero.per_image, "zero-shot, preset", zero.preset_per_image)]
+    gains = [str(paired_bootstrap(b, a, names=(name_b, name_a))) for name_a, a, name_b, b in pairs]
     lines = [
         "# Fine-tuned against zero-shot PP-OCR, each at a postprocess searched on held-out train receipts",
         "",

@@ -38,17 +38,21 @@ class Evaluation:
     setting: dict
     searched: dict
     per_image: dict[str, ImageResult] = field(default_factory=dict)  # at the searched setting
+    preset_per_image: dict[str, ImageResult] = field(default_factory=dict)  # at the predictor's own setting
 
 
-def evaluate_both(predictor: Predictor, tune: list[ImageRecord], val: list[ImageRecord]) -> Evaluation:
-    """Val scores at the predictor's settings, the setting searched on ``tune``, and val scores at it."""
-    preset = evaluate_predictor(predictor, val, progress=False)
-    setting = best_setting(threshold_search(cache_maps(predictor, tune, progress=False), *GRID, workers=2,
+def evaluate_both(predictor: Predictor, tune: list[ImageRecord], val: list[ImageRecord],
+                  grid: tuple[list[float], list[float], list[float]] = GRID) -> Evaluation:
+    """Val scores at the predictor's settings, the setting searched on ``tune`` over ``grid``, and val scores
+    at it."""
+    preset_per_image: dict[str, ImageResult] = {}
+    preset = evaluate_predictor(predictor, val, progress=False, per_image=preset_per_image)
+    setting = best_setting(threshold_search(cache_maps(predictor, tune, progress=False), *grid, workers=2,
                                             progress=False))
     predictor.config = replace(predictor.config, **setting)
     per_image: dict[str, ImageResult] = {}
     return Evaluation(preset, setting, evaluate_predictor(predictor, val, progress=False, per_image=per_image),
-                      per_image)
+                      per_image, preset_per_image)
 
 
 def row(name: str, scores: dict[str, float]) -> str:
