@@ -29,8 +29,7 @@ import pandas as pd
 import torch
 
 from bench import markdown, write_results
-from bench.ensemble_sroie import COLUMNS
-from bench.sroie import SROIE, sroie_or_exit
+from bench.sroie import COLUMNS, SROIE, sroie_or_exit
 from kit.inference.ensemble import Choice, compare_candidates
 from kit.training.config import config_for, resolve_config
 from kit.training.run import RunResult, train, zero_shot_checkpoint

@@ -21,6 +21,9 @@ SROIE = ROOT.parent / "shared" / "data" / "sroie"
 GRID = ([0.2, 0.3], [0.4, 0.5, 0.6], [1.4, 1.6, 1.8, 2.0])
 #: Train receipts the postprocess is searched on.
 TUNE_IMAGES = 50
+#: The columns of a candidates table (notebook 04's comparison) in the results files.
+COLUMNS = ["candidate", "precision", "recall", "hmean", "split_words", "merging_boxes", "dH", "dH_low95", "dH_high95",
+           "p_better", "verdict", "ms_per_image"]
 
 
 def sroie_or_exit(root: Path = SROIE) -> tuple[list[ImageRecord], list[ImageRecord]]:
