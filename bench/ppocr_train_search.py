@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import torch
 from bench import markdown, write_results
 from bench.ppocr_recipe import together
 from bench.sroie import GRID, SROIE, Evaluation, evaluate_both, sroie_or_exit
+from kit.cli import parse_overrides
 from kit.data.annotations import load_split
 from kit.evaluation.significance import paired_bootstrap
 from kit.inference.predict import Predictor
@@ -42,14 +45,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--held-out", type=int, default=80, help="last N train receipts kept out of training")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting beside (or instead of) the recipe's, e.g. \"targets={'shrink_ratio': 0.65}\"")
+    parser.add_argument("--results", default=RESULTS.name, metavar="FILE.md", help="the results file in bench/results/")
     args = parser.parse_args()
     val = sroie_or_exit()[0]
     train_records = load_split(SROIE, "train")[0]
     tune = train_records[-args.held_out:]
     name, change = together(RECIPE)
     extra = {"epochs": args.epochs, "t_max": args.epochs, "patience": args.epochs} if args.epochs else {}
+    extra |= parse_overrides(args.set)
     config = resolve_config("ppocr_cpu", run_name="bench-train-search", data_dir=str(SROIE),
-                            max_train_images=len(train_records) - args.held_out, **change, **extra)
+                            max_train_images=len(train_records) - args.held_out, **{**change, **extra})
     run = train(config, overwrite=True)
     with tempfile.TemporaryDirectory() as tmp:
         zero_path = zero_shot_checkpoint(config_for("ppocr_det")).save(Path(tmp) / "zero-shot.ckpt")
@@ -71,14 +78,15 @@ def main() -> None:
     lines = [
         "# Fine-tuned against zero-shot PP-OCR, each at a postprocess searched on held-out train receipts",
         "",
-        f"- fine-tune: `ppocr_cpu` with {name.removeprefix('together: ')}; {config.epochs} epochs on the first "
+        f"- fine-tune: `ppocr_cpu` with {name.removeprefix('together: ')}"
+        f"{''.join(f'; {item}' for item in args.set)}; {config.epochs} epochs on the first "
         f"{config.max_train_images} SROIE train receipts, validated during training on the first "
         f"{config.max_val_images} val receipts at the preset's postprocess; {run.summary['train_time_s'] / 60:.1f} "
         f"training minutes, best epoch {run.summary['best_epoch']}, stopped by {run.summary['stopped_by']}",
         f"- search: the last {len(tune)} train receipts (in no model's training), grid thresh {SEARCH_GRID[0]} x "
         f"box_thresh {SEARCH_GRID[1]} x unclip {SEARCH_GRID[2]}; scores: all {len(val)} val receipts",
         f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, no GPU; command: "
-        "`python -m bench.ppocr_train_search`",
+        f"`{shlex.join(['python', '-m', 'bench.ppocr_train_search', *sys.argv[1:]])}`",
         "",
         *markdown(pd.DataFrame(rows), ["detector", "postprocess", "precision", "recall", "hmean", "split_words",
                                        "merging_boxes", "ms_per_image"]),
@@ -87,7 +95,7 @@ def main() -> None:
         "",
         *[f"- {gain}" for gain in gains],
     ]
-    write_results(RESULTS, lines)
+    write_results(RESULTS.with_name(args.results), lines)
 
 
 if __name__ == "__main__":
