@@ -12,6 +12,8 @@ fine-tune): ``python -m bench.kernel_width [--images N]``. Writes ``bench/result
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 import cv2
@@ -26,6 +28,8 @@ from kit.data.dataset import letterbox_size
 from kit.data.targets import TargetConfig, make_targets
 from kit.inference.predict import Predictor
 from kit.paths import OUTPUTS
+from kit.training.config import config_for
+from kit.training.run import zero_shot_checkpoint
 
 RESULTS = Path(__file__).parent / "results" / "kernel_width.md"
 FRAME = 1280  # SROIE's letterbox, where every detector here is evaluated
@@ -61,10 +65,16 @@ def kernel_ratios(maps: dict[str, np.ndarray], polygons: list[np.ndarray]) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=80, help="the last N train receipts")
+    parser.add_argument("--fine-tuned", type=Path, default=None, metavar="CKPT",
+                        help=f"the fine-tuned row's checkpoint (default: {FINE_TUNED_RUN}'s best, trained on them)")
+    parser.add_argument("--results", default=RESULTS.name, metavar="FILE.md", help="the results file in bench/results/")
     args = parser.parse_args()
     sroie_or_exit()
     receipts = load_split(SROIE, "train")[0][-args.images:]
-    fine = sorted((OUTPUTS / FINE_TUNED_RUN / "checkpoints").glob("best-*.ckpt"))
+    fine = [args.fine_tuned] if args.fine_tuned else \
+        sorted((OUTPUTS / FINE_TUNED_RUN / "checkpoints").glob("best-*.ckpt"))
+    if not ZERO_SHOT.is_file():
+        zero_shot_checkpoint(config_for("ppocr_det")).save(ZERO_SHOT)
     detectors = {"zero-shot PP-OCR": Predictor.load([ZERO_SHOT])}
     if fine:
         detectors["fine-tuned PP-OCR"] = Predictor.load(fine[:1])
@@ -83,6 +93,8 @@ def main() -> None:
                 raise SystemExit(f"{name} does not evaluate at {FRAME} px: its map is {maps[name].shape}")
         for name, found in kernel_ratios(maps, polygons).items():
             ratios[name] += found
+    fine_row = (f"`{fine[0]}`" if args.fine_tuned else f"`{FINE_TUNED_RUN}`'s, `bench.ensemble_sroie`'s, which trained "
+                "on them") if fine else "none"
     rows = [{"map": name, "boxes": len(r), "median": np.median(r), "p25": np.percentile(r, 25),
              "p75": np.percentile(r, 75), "no_kernel": float(np.mean(np.asarray(r) == 0))}
             for name, r in ratios.items()]
@@ -91,15 +103,15 @@ def main() -> None:
         "# Kernel height over box height: the kit's targets against each detector's probability map (SROIE train)",
         "",
         f"- the last {len(receipts)} SROIE train receipts (held out of `ppocr_train_search`'s fine-tunes; the "
-        f"fine-tuned row is `{FINE_TUNED_RUN}`'s, `bench.ensemble_sroie`'s, which trained on them) letterboxed to "
+        f"fine-tuned row: {fine_row}) letterboxed to "
         f"{FRAME} px; GT boxes at least {MIN_HEIGHT:.0f} px high; "
         f"kernel: pixels above {THRESH} inside the box; a thin line's kernel at shrink ratio r is r**2 of its height "
         "(0.16 at 0.4)",
-        "- command: `python -m bench.kernel_width`",
+        f"- command: `{shlex.join(['python', '-m', 'bench.kernel_width', *sys.argv[1:]])}`",
         "",
         *markdown(table, list(table.columns)),
     ]
-    write_results(RESULTS, lines)
+    write_results(RESULTS.with_name(args.results), lines)
 
 
 if __name__ == "__main__":
