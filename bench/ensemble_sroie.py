@@ -36,6 +36,13 @@ RESULTS = ROOT / "bench" / "results" / "ensemble_sroie.md"
 TTA = "scale=0.8"
 
 
+def zero_shot() -> Path:
+    """Zero-shot PP-OCR as a checkpoint (``python -m kit pretrained``'s), saved on first use."""
+    if not ZERO_SHOT.is_file():
+        zero_shot_checkpoint(config_for("ppocr_det")).save(ZERO_SHOT)
+    return ZERO_SHOT
+
+
 def fine_tuned() -> tuple[Path, pd.DataFrame]:
     """The fine-tuned PP-OCR's best checkpoint and its run's metrics, training it first if its run has none."""
     run_dir = OUTPUTS / FINE_TUNED_RUN
@@ -49,8 +56,7 @@ def fine_tuned() -> tuple[Path, pd.DataFrame]:
 def main() -> None:
     val = sroie_or_exit()[0]
     lite = expand_checkpoints(LITE)[0]
-    if not ZERO_SHOT.is_file():
-        zero_shot_checkpoint(config_for("ppocr_det")).save(ZERO_SHOT)
+    zero_shot()
     fine, fine_metrics = fine_tuned()
     start = time.perf_counter()
     executed = run_notebook("04_ensemble.ipynb", OUTPUTS / "bench", {

@@ -21,15 +21,13 @@ import numpy as np
 import pandas as pd
 
 from bench import markdown, write_results
-from bench.ensemble_sroie import FINE_TUNED_RUN, ZERO_SHOT
+from bench.ensemble_sroie import FINE_TUNED_RUN, zero_shot
 from bench.sroie import SROIE, sroie_or_exit
 from kit.data.annotations import load_split, read_image
 from kit.data.dataset import letterbox_size
 from kit.data.targets import TargetConfig, make_targets
 from kit.inference.predict import Predictor
 from kit.paths import OUTPUTS
-from kit.training.config import config_for
-from kit.training.run import zero_shot_checkpoint
 
 RESULTS = Path(__file__).parent / "results" / "kernel_width.md"
 FRAME = 1280  # SROIE's letterbox, where every detector here is evaluated
@@ -73,9 +71,7 @@ def main() -> None:
     receipts = load_split(SROIE, "train")[0][-args.images:]
     fine = [args.fine_tuned] if args.fine_tuned else \
         sorted((OUTPUTS / FINE_TUNED_RUN / "checkpoints").glob("best-*.ckpt"))
-    if not ZERO_SHOT.is_file():
-        zero_shot_checkpoint(config_for("ppocr_det")).save(ZERO_SHOT)
-    detectors = {"zero-shot PP-OCR": Predictor.load([ZERO_SHOT])}
+    detectors = {"zero-shot PP-OCR": Predictor.load([zero_shot()])}
     if fine:
         detectors["fine-tuned PP-OCR"] = Predictor.load(fine[:1])
     targets = {f"kit targets (shrink {r})": r for r in SHRINK_RATIOS}

@@ -43,12 +43,15 @@ ALPHAS = (0.25, 0.5, 0.75)
 WORST = 8
 
 
-def interpolate(zero: Checkpoint, fine: Checkpoint, weights: dict[str, torch.Tensor], alpha: float) -> Checkpoint:
-    """``fine``'s checkpoint with ``(1 - alpha) * zero + alpha * weights`` (zero-shot's unused threshold head left
-    out)."""
-    mixed = {k: torch.lerp(zero.weights[k].double(), v.double(), alpha).to(v.dtype) if v.is_floating_point() else v
-             for k, v in weights.items()}
-    return replace(fine, weights=mixed, training_state=None, epoch=None)
+def with_weights(fine: Checkpoint, weights: dict[str, torch.Tensor]) -> Checkpoint:
+    """``fine``'s checkpoint holding ``weights``, for inference (no training state)."""
+    return replace(fine, weights=weights, training_state=None, epoch=None)
+
+
+def interpolate(zero: Checkpoint, weights: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    """``(1 - alpha) * zero + alpha * weights`` (zero-shot's unused threshold head left out)."""
+    return {k: torch.lerp(zero.weights[k].double(), v.double(), alpha).to(v.dtype) if v.is_floating_point() else v
+            for k, v in weights.items()}
 
 
 def score(path: Path, sets: dict[str, list[ImageRecord]]) -> dict[str, tuple[dict, dict[str, ImageResult]]]:
@@ -80,14 +83,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         candidates = {"zero-shot PP-OCR": zero.save(Path(tmp) / "zero-shot.ckpt"),
                       f"best checkpoint ({best.name}, EMA weights)": best,
-                      f"trained weights, last epoch ({last.epoch})": Checkpoint(
-                          trained, last.model_config, last.postprocess, last.eval_size, run=last.run,
-                          pad_multiple=last.pad_multiple).save(Path(tmp) / "trained.ckpt"),
-                      **{f"WiSE-FT a={a}": interpolate(zero, last, trained, a).save(Path(tmp) / f"wise-{a}.ckpt")
-                         for a in ALPHAS}}
+                      f"trained weights, last epoch ({last.epoch})": with_weights(last, trained).save(
+                          Path(tmp) / "trained.ckpt"),
+                      **{f"WiSE-FT a={a}": with_weights(last, interpolate(zero, trained, a)).save(
+                          Path(tmp) / f"wise-{a}.ckpt") for a in ALPHAS}}
         scores = {candidate: score(path, sets) for candidate, path in candidates.items()}
     base = scores["zero-shot PP-OCR"]
-    rows, gaps = [], []
+    rows, gains = [], {}
     for candidate, result in scores.items():
         row = {"candidate": candidate}
         for set_name, (summary, per_image) in result.items():
@@ -97,13 +99,13 @@ def main() -> None:
             if candidate == "zero-shot PP-OCR":
                 row[f"{set_name} dH [95%]"] = "baseline"
             else:
-                gain = paired_bootstrap(base[set_name][1], per_image, names=("zero-shot", candidate))
+                gain = gains[candidate, set_name] = paired_bootstrap(base[set_name][1], per_image,
+                                                                     names=("zero-shot", candidate))
                 row[f"{set_name} dH [95%]"] = (f"{gain.diff['hmean'] * 100:+.2f} [{gain.low['hmean'] * 100:+.2f}, "
                                                f"{gain.high['hmean'] * 100:+.2f}]")
-                gaps.append(f"- {set_name}: {gain}")
         rows.append(row)
     trained_name = next(c for c in scores if c.startswith("trained weights"))
-    loss = paired_bootstrap(base["val"][1], scores[trained_name]["val"][1]).per_image.sort_values()
+    loss = gains[trained_name, "val"].per_image.sort_values()
     worst = pd.DataFrame({"receipt": loss.index[:WORST], "dH": loss.to_numpy()[:WORST] * 100,
                           "gt_words": [len(base["val"][1][r].word_links) for r in loss.index[:WORST]]})
     lines = [
@@ -122,7 +124,7 @@ def main() -> None:
         "",
         "Paired differences against zero-shot:",
         "",
-        *gaps,
+        *(f"- {set_name}: {gain}" for (_, set_name), gain in gains.items()),
         "",
         f"The {WORST} val receipts the trained weights lose most on (dH in H-mean points against zero-shot):",
         "",
