@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,6 +17,14 @@ def write_results(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+
+
+def machine_and_command(module: str) -> str:
+    """The results file's line saying where it ran and the command that wrote it (this process's arguments)."""
+    import torch  # deferred: the bench package itself stays light
+
+    return (f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, no GPU; command: "
+            f"`{shlex.join(['python', '-m', module, *sys.argv[1:]])}`")
 
 
 def markdown(table: pd.DataFrame, columns: Sequence[str]) -> list[str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench import best_of, markdown, write_results
+from bench import best_of, machine_and_command, markdown, write_results
 from kit.data.annotations import load_split, read_image
 from kit.data.synth import resolve_data_dir
 from kit.evaluation.cleval import evaluate
@@ -211,8 +210,7 @@ def main() -> None:
         "says: zero-shot PP-OCR to a multiple of 32, the lite DBNet to a square; network, postprocess) on the first "
         f"{len(records)} {data.name} val receipts, mean ms/image; H-mean of those predictions (the lite DBNet's head "
         "is untrained: its H-mean means nothing, its speed does)",
-        f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, no GPU; command: "
-        "`python -m bench.backends`",
+        machine_and_command("bench.backends"),
         "",
         "## Network alone",
         "",

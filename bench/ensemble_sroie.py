@@ -48,7 +48,7 @@ def fine_tuned() -> tuple[Path, pd.DataFrame]:
     run_dir = OUTPUTS / FINE_TUNED_RUN
     best = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
     if not best:
-        config = resolve_config("ppocr_cpu", run_name=FINE_TUNED_RUN, data_dir=str(SROIE), **together(RECIPE)[1])
+        config = resolve_config("ppocr_cpu_v1", run_name=FINE_TUNED_RUN, data_dir=str(SROIE), **together(RECIPE)[1])
         best = [train(config).best_checkpoint]
     return best[0], pd.read_csv(run_dir / "metrics.csv")
 

@@ -2,7 +2,7 @@
 
 Run from the project root: ``python -m bench.ppocr_ablation [--train-images 100 --val-images 30]``.
 Each variant fine-tunes the bundled PP-OCRv6 det for one epoch on the first ``--train-images``
-SROIE train receipts from the ``ppocr_cpu`` preset, changing one choice, and is validated at
+SROIE train receipts from the ``ppocr_cpu_v1`` preset, changing one choice, and is validated at
 1280 px on the first ``--val-images`` val receipts (the zero-shot model is the row to beat).
 Each row also gives val H-mean at ``thresh`` 0.2. Writes ``bench/results/ppocr_ablation.md``.
 Needs ``../shared/data/sroie``.
@@ -57,9 +57,9 @@ def main() -> None:
     rows = [f"| zero-shot | {zero['precision']:.4f} | {zero['recall']:.4f} | {zero['hmean']:.4f} "
             f"| {low_thresh_hmean(zero_shot, val):.4f} | | |"]
     for name, change in VARIANTS.items():
-        config = resolve_config("ppocr_cpu", data_dir=str(SROIE), epochs=1, t_max=1, max_train_images=args.train_images,
-                                max_val_images=args.val_images, eval_size=1280, run_name="bench-ppocr-ablation",
-                                **change)
+        config = resolve_config("ppocr_cpu_v1", data_dir=str(SROIE), epochs=1, t_max=1,
+                                max_train_images=args.train_images, max_val_images=args.val_images, eval_size=1280,
+                                run_name="bench-ppocr-ablation", **change)
         run = train(config, overwrite=True)
         m = run.metrics.iloc[-1]
         low = low_thresh_hmean(Predictor.load([run.last_checkpoint]), val)
@@ -68,7 +68,7 @@ def main() -> None:
     lines = [
         "# Fine-tuning choices for the pretrained PP-OCR detector (short runs on SROIE)",
         "",
-        f"- one epoch from the `ppocr_cpu` preset on the first {args.train_images} SROIE train receipts, "
+        f"- one epoch from the `ppocr_cpu_v1` preset on the first {args.train_images} SROIE train receipts, "
         f"validated at 1280 px on the first {args.val_images} val receipts; one choice changed per row",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; command: "
         f"`python -m bench.ppocr_ablation {' '.join(sys.argv[1:])}`",

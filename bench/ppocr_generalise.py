@@ -15,7 +15,6 @@ on both sets, and the val receipts the fine-tune loses most on. Run from the pro
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench import markdown, write_results
+from bench import machine_and_command, markdown, write_results
 from bench.ppocr_recipe import together
 from bench.ppocr_train_search import RECIPE
 from bench.sroie import SROIE, sroie_or_exit
@@ -74,7 +73,7 @@ def main() -> None:
     run_dir = OUTPUTS / RUN
     name, change = together(RECIPE)
     if not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        train(resolve_config("ppocr_cpu", run_name=RUN, data_dir=str(SROIE),
+        train(resolve_config("ppocr_cpu_v1", run_name=RUN, data_dir=str(SROIE),
                              max_train_images=len(train_records) - args.held_out, **change))
     last = Checkpoint.load(run_dir / "checkpoints" / "last.ckpt")
     best = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))[0]
@@ -111,14 +110,13 @@ def main() -> None:
     lines = [
         "# The fine-tune on held-out train receipts and on val: where the gain goes",
         "",
-        f"- fine-tune: `ppocr_cpu` with {name.removeprefix('together: ')}; run `outputs/{RUN}`, the first "
+        f"- fine-tune: `ppocr_cpu_v1` with {name.removeprefix('together: ')}; run `outputs/{RUN}`, the first "
         f"{(last.train_config or {}).get('max_train_images')} SROIE train receipts, {len(last.history)} epochs "
         f"({sum(r['epoch_time_s'] for r in last.history) / 60:.1f} min with validation on the first 50 val receipts)",
         f"- scored at each checkpoint's own postprocess on the last {args.held_out} train receipts (in no model's "
         f"training) and on all {len(val)} val receipts; dH in H-mean points against zero-shot with the paired 95% "
         "bootstrap interval; WiSE-FT a: `(1 - a) * zero-shot + a * trained` weights",
-        f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, no GPU; command: "
-        "`python -m bench.ppocr_generalise`",
+        machine_and_command("bench.ppocr_generalise"),
         "",
         *markdown(pd.DataFrame(rows), list(rows[1])),
         "",

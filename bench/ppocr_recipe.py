@@ -2,7 +2,7 @@
 
 Run from the project root:
 ``python -m bench.ppocr_recipe [--epochs N] [--train-images N] [--val-images N] [--only NAME ...]``.
-Every variant fine-tunes the bundled PP-OCRv6 det on SROIE train from the ``ppocr_cpu`` preset with
+Every variant fine-tunes the bundled PP-OCRv6 det on SROIE train from the ``ppocr_cpu_v1`` preset with
 one change (issue 20: PaddleOCR's dice / dice + focal probability loss, its lr with a per-step
 warm-up, EMA with a decay warmed up for the run's length, a smaller lr on the pretrained graph, the
 rising shrink ratio, no threshold branch), validated during training at the preset's postprocess,
@@ -32,14 +32,15 @@ from bench import markdown, write_results
 from bench.sroie import COLUMNS, SROIE, sroie_or_exit
 from kit.inference.ensemble import Choice, compare_candidates
 from kit.training.config import config_for, resolve_config
+from kit.training.presets import PADDLE_RECIPE
 from kit.training.run import RunResult, train, zero_shot_checkpoint
 
 RESULTS = Path(__file__).parent / "results" / "ppocr_recipe.md"
 #: ``--together``'s table: combinations trained at full length.
 TOGETHER = RESULTS.with_name("ppocr_recipe_together.md")
 #: PaddleOCR trains at lr 1e-3 for 64 images a step; linearly scaled to the preset's batch 4.
-PADDLE_LR = 1e-3 * 4 / 64
-PRESET = "preset (ppocr_cpu)"
+PADDLE_LR = PADDLE_RECIPE["lr"]
+PRESET = "preset (ppocr_cpu_v1)"
 VARIANTS: dict[str, dict[str, Any]] = {
     PRESET: {},
     "dice on the probability map": {"loss": {"prob_loss": "dice"}},
@@ -91,7 +92,7 @@ def main() -> None:
     variants = {k: v for k, v in VARIANTS.items() if args.only is None or k in args.only}
 
     def run(name: str, change: dict[str, Any]) -> RunResult:
-        return train(resolve_config("ppocr_cpu", run_name=name, **combine([common, change])), overwrite=True)
+        return train(resolve_config("ppocr_cpu_v1", run_name=name, **combine([common, change])), overwrite=True)
 
     if args.together:
         groups = [[n.strip() for n in names.split(";") if n.strip()] for names in args.together]
@@ -120,11 +121,11 @@ def main() -> None:
     minutes = {name: run.summary["train_time_s"] / 60 for name, run in runs.items()}
     table["train_min"] = table["candidate"].map(minutes)
     table["after_epoch_0"] = table["candidate"].map({n: r.metrics["val_hmean"].iloc[0] for n, r in runs.items()})
-    config = resolve_config("ppocr_cpu", **common)
+    config = resolve_config("ppocr_cpu_v1", **common)
     lines = [
         "# PaddleOCR's fine-tuning recipe in the kit's loop, on SROIE",
         "",
-        f"- from `ppocr_cpu`: {config.epochs} epochs on {args.train_images or 'all 400'} SROIE train receipts, "
+        f"- from `ppocr_cpu_v1`: {config.epochs} epochs on {args.train_images or 'all 400'} SROIE train receipts, "
         f"validated during training on the first {config.max_val_images} val receipts at the preset's postprocess "
         "(`after_epoch_0`: that val H-mean after the first epoch)",
         f"- scored on all {len(val)} val receipts at the preset's postprocess (nothing searched on val); dH in "

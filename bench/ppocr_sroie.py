@@ -1,6 +1,6 @@
 """Real accuracy offline: PaddleOCR's pretrained DB detector, zero-shot and fine-tuned on SROIE on the CPU.
 
-Run from the project root: ``python -m bench.ppocr_sroie [--preset ppocr_cpu] [--reuse]``.
+Run from the project root: ``python -m bench.ppocr_sroie [--preset ppocr_cpu_v1] [--reuse]``.
 Evaluates the detector bundled with rapidocr zero-shot on SROIE val (100 receipts),
 fine-tunes it with the preset on SROIE train (400), and evaluates the best checkpoint the
 same way, each at the preset's postprocess settings and at the setting a threshold search
@@ -36,7 +36,7 @@ RUN = "bench-sroie-ppocr"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", default="ppocr_cpu")
+    parser.add_argument("--preset", default="ppocr_cpu_v1")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset setting")
     parser.add_argument("--reuse", action="store_true", help="evaluate the existing run instead of training")
     args = parser.parse_args()

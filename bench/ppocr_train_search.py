@@ -13,16 +13,12 @@ preset's setting and at the searched one, with paired 95% intervals. Run from th
 from __future__ import annotations
 
 import argparse
-import platform
-import shlex
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from bench import markdown, write_results
+from bench import machine_and_command, markdown, write_results
 from bench.ppocr_recipe import together
 from bench.sroie import GRID, SROIE, Evaluation, evaluate_both, sroie_or_exit
 from kit.cli import parse_overrides
@@ -55,7 +51,7 @@ def main() -> None:
     name, change = together(RECIPE)
     extra = {"epochs": args.epochs, "t_max": args.epochs, "patience": args.epochs} if args.epochs else {}
     extra |= parse_overrides(args.set)
-    config = resolve_config("ppocr_cpu", run_name="bench-train-search", data_dir=str(SROIE),
+    config = resolve_config("ppocr_cpu_v1", run_name="bench-train-search", data_dir=str(SROIE),
                             max_train_images=len(train_records) - args.held_out, **{**change, **extra})
     run = train(config, overwrite=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,15 +74,14 @@ def main() -> None:
     lines = [
         "# Fine-tuned against zero-shot PP-OCR, each at a postprocess searched on held-out train receipts",
         "",
-        f"- fine-tune: `ppocr_cpu` with {name.removeprefix('together: ')}"
+        f"- fine-tune: `ppocr_cpu_v1` with {name.removeprefix('together: ')}"
         f"{''.join(f'; {item}' for item in args.set)}; {config.epochs} epochs on the first "
         f"{config.max_train_images} SROIE train receipts, validated during training on the first "
         f"{config.max_val_images} val receipts at the preset's postprocess; {run.summary['train_time_s'] / 60:.1f} "
         f"training minutes, best epoch {run.summary['best_epoch']}, stopped by {run.summary['stopped_by']}",
         f"- search: the last {len(tune)} train receipts (in no model's training), grid thresh {SEARCH_GRID[0]} x "
         f"box_thresh {SEARCH_GRID[1]} x unclip {SEARCH_GRID[2]}; scores: all {len(val)} val receipts",
-        f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, no GPU; command: "
-        f"`{shlex.join(['python', '-m', 'bench.ppocr_train_search', *sys.argv[1:]])}`",
+        machine_and_command("bench.ppocr_train_search"),
         "",
         *markdown(pd.DataFrame(rows), ["detector", "postprocess", "precision", "recall", "hmean", "split_words",
                                        "merging_boxes", "ms_per_image"]),

@@ -12,7 +12,6 @@ Writes ``bench/results/search_backends.md``.
 
 from __future__ import annotations
 
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench import markdown, write_results
+from bench import machine_and_command, markdown, write_results
 from kit.data.annotations import load_split
 from kit.data.synth import resolve_data_dir
 from kit.inference.ensemble import Choice
@@ -69,8 +68,7 @@ def main() -> None:
         "defaults), 2 worker processes",
         "- load_s: building the predictor (the ONNX Runtime backend exports the checkpoint in memory first); "
         "cache_s: `cache_maps`; search_s: `threshold_search` on those maps",
-        f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, no GPU; command: "
-        "`python -m bench.search_backends`",
+        machine_and_command("bench.search_backends"),
         "",
         *markdown(table, ["backend", "padding", "load_s", "cache_s", "search_s", "total_s", "speedup", "best_thresh",
                           "best_box_thresh", "best_unclip", "best_hmean"]),

@@ -52,7 +52,7 @@ def main() -> None:
     if not (SROIE / "jsons" / "val.json").is_file():
         sys.exit(f"{SROIE} not found")
     val, tune = load_split(SROIE, "val")[0], load_split(SROIE, "train")[0][:50]
-    config = preset("ppocr_cpu")
+    config = preset("ppocr_cpu_v1")
     size = config["schedule"][-1][1]
     fine_tuned = Predictor.load(expand_checkpoints(FINE_TUNED))
     zero_shot = Predictor([build_model("ppocr_det", pretrained=True)], [size], fine_tuned.config)  # same preset

@@ -1,10 +1,12 @@
-"""The demo's fine-tune with issue 20's recipe: does PaddleOCR's recipe win on the word-level receipts too?
+"""The demo's fine-tune with issue 20's recipe: does PaddleOCR's recipe, or ``ppocr_cpu``'s teacher, win on the
+word-level receipts too?
 
 Run from the project root: ``python -m bench.synth_recipe [--seeds 2]``. Trains PP-OCRv6 det on the demo's
 synthetic receipts (``data/synth``, word-level labels) exactly as the demo does (preset ``ppocr_synth``: 48
 train receipts, 2 epochs at 960 px) and the same with the changes of ``bench.ppocr_train_search.RECIPE``
 (dice + focal on the probability map, PaddleOCR's lr with a per-step warm-up, EMA with a warmed-up decay, no
-threshold branch), each with ``--seeds`` seeds, then scores every run on all 30 val receipts at its own
+threshold branch), the same with distillation from zero-shot PP-OCR (``teacher="start"``), and with both (what
+``ppocr_cpu`` trains on SROIE), each with ``--seeds`` seeds, then scores every run on all 30 val receipts at its own
 postprocess: each against the demo preset's first seed with the paired 95% interval, beside zero-shot PP-OCR.
 Writes ``bench/results/synth_recipe.md``; the runs are ``outputs/bench-synth-recipe-*``.
 """
@@ -12,13 +14,10 @@ Writes ``bench/results/synth_recipe.md``; the runs are ``outputs/bench-synth-rec
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 from pathlib import Path
 
-import torch
-
-from bench import markdown, write_results
+from bench import machine_and_command, markdown, write_results
 from bench.ppocr_recipe import together
 from bench.ppocr_train_search import RECIPE
 from bench.sroie import COLUMNS
@@ -39,7 +38,8 @@ def main() -> None:
     args = parser.parse_args()
     data = resolve_data_dir(SYNTH_DIR)
     name, change = together(RECIPE)
-    variants = {PRESET: {}, "ppocr_synth + recipe": change}
+    variants = {PRESET: {}, "ppocr_synth + recipe": change, "ppocr_synth + teacher": {"teacher": "start"},
+                "ppocr_synth + recipe + teacher": {**change, "teacher": "start"}}
     runs = {f"{variant}, seed {seed}": train(resolve_config(
                 "ppocr_synth", run_name=f"bench-synth-recipe-{i}-{seed}", data_dir=str(data), seed=seed, **overrides),
                 overwrite=True)
@@ -56,12 +56,12 @@ def main() -> None:
         "# The demo's fine-tune with issue 20's recipe, on the word-level synthetic receipts",
         "",
         f"- data: `data/synth` (the demo's), preset `ppocr_synth`: the first 48 train receipts, 2 epochs at 960 px, "
-        f"validation during training on 10 val receipts; `+ recipe`: {name.removeprefix('together: ')}",
+        f"validation during training on 10 val receipts; `+ recipe`: {name.removeprefix('together: ')}; `+ teacher`: "
+        "zero-shot PP-OCR's kernels inside the labelled words (`teacher='start'`)",
         f"- scored on all {len(val)} val receipts at each checkpoint's own postprocess; dH in H-mean points against "
         f"`{PRESET}, seed 0` with the paired 95% bootstrap interval (over receipts, not over seeds: compare the "
         "seeds of one variant for the training noise); `after_epoch_0`: val H-mean on the 10 receipts after epoch 0",
-        f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, no GPU; command: "
-        f"`python -m bench.synth_recipe --seeds {args.seeds}`",
+        machine_and_command("bench.synth_recipe"),
         "",
         *markdown(table, [*COLUMNS, "train_min", "after_epoch_0"]),
     ]

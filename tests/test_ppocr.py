@@ -86,7 +86,7 @@ def test_weights_stored_as_constants_convert_too(detector: torch.nn.Module, tmp_
 
 def test_the_pretrained_lr_group_is_the_converted_graph(detector: torch.nn.Module) -> None:
     """``pretrained_lr_scale``: the whole converted graph at lr x scale, the kit's new threshold head at lr."""
-    new, pretrained = parameter_groups(detector, resolve_config("ppocr_cpu", pretrained_lr_scale=0.1))
+    new, pretrained = parameter_groups(detector, resolve_config("ppocr_cpu_v1", pretrained_lr_scale=0.1))
     assert {id(p) for p in new["params"]} == {id(p) for p in detector.thresh_head.parameters()}
     assert len(pretrained["params"]) == len(list(detector.body.parameters()))
     assert pretrained["lr"] == pytest.approx(1e-5)

@@ -34,6 +34,7 @@ from kit.training.config import (
 from kit.training.loop import batch_loss, build_optimizer, checkpoint_name, model_for, parameter_groups
 from kit.training.presets import PRESETS
 from kit.training.run import load_records, train, zero_shot_checkpoint
+from kit.training.teacher import Teacher, distilled_targets
 
 
 def tiny(synth_dir: Path, tmp_path: Path, **overrides) -> TrainConfig:
@@ -228,8 +229,10 @@ def test_checkpoint_is_self_describing(synth_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [{}, {"ema_decay": 0.9, "lr_interval": "step", "warmup_epochs": 1,
-                                          "shrink_ratio_end": 0.6, "loss": {"prob_loss": "dice_focal"}}],
-                         ids=["plain", "ema-step-lr-dynamic-shrink"])
+                                          "shrink_ratio_end": 0.6, "loss": {"prob_loss": "dice_focal"}},
+                                     {"arch": "ppocr_det", "pretrained": True, "teacher": "start",
+                                      "schedule": [[0, 320]]}],
+                         ids=["plain", "ema-step-lr-dynamic-shrink", "ppocr-teacher"])
 def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   options: dict) -> None:
     full_result = train(tiny(synth_dir, tmp_path, run_name="full", **options), progress=False)
@@ -256,7 +259,7 @@ def test_resume_reproduces_the_uninterrupted_run(synth_dir: Path, tmp_path: Path
     pd.testing.assert_frame_equal(resumed[columns], full[columns], rtol=1e-5)
     last_full, last_resumed = (Checkpoint.load(r.last_checkpoint) for r in (full_result, resumed_result))
     assert all(torch.allclose(last_full.weights[k], v, atol=1e-6) for k, v in last_resumed.weights.items())
-    assert last_resumed.postprocess.shrink_ratio == pytest.approx(0.6 if options else 0.4)
+    assert last_resumed.postprocess.shrink_ratio == pytest.approx(options.get("shrink_ratio_end", 0.4))
 
 
 @pytest.mark.slow
@@ -400,3 +403,71 @@ def test_gpu_options_give_the_same_loss_on_a_fixed_batch(synth_dir: Path, settin
         losses = batch_loss(forward, batch, option, runtime)
     for part, value in reference.items():
         assert abs(float(losses[part]) - float(value)) <= tolerance * abs(float(value)) + 1e-6, part
+
+
+def test_distilled_targets_keep_the_teachers_kernels_inside_labelled_words_only() -> None:
+    gt = torch.zeros(1, 1, 4, 6)
+    gt[..., 1, 1] = 1.0  # a word the teacher misses keeps the dataset's kernel
+    region = torch.zeros(1, 1, 4, 6)
+    region[..., :, :3] = 1.0  # the labelled words' dilated polygons
+    teacher = torch.zeros(1, 1, 4, 6)
+    teacher[..., 2, :] = torch.tensor([0.9, 0.31, 0.3, 0.9, 0.9, 0.9])  # fires across a labelled and an unlabelled word
+    out = distilled_targets(gt, region, teacher, 0.3)
+    expected = torch.zeros(1, 1, 4, 6)
+    expected[..., 1, 1] = 1.0
+    expected[..., 2, :2] = 1.0  # above 0.3 and labelled; the unlabelled text (columns 3-5) becomes negative
+    assert torch.equal(out, expected)
+
+
+def test_a_teacher_sees_the_batch_in_its_own_normalisation(tiny_checkpoint: Path) -> None:
+    student = build_model("ppocr_det", pretrained=True)  # mean = std = 0.5
+    teacher = Teacher(Checkpoint.load(tiny_checkpoint).build_model(), 0.3, student.config.mean, student.config.std)
+    pixels = torch.rand(1, 3, 8, 8)
+    as_student = (pixels - 0.5) / 0.5
+    own = teacher.model.config
+    as_teacher = (pixels - torch.tensor(own.mean).view(1, 3, 1, 1)) / torch.tensor(own.std).view(1, 3, 1, 1)
+    assert own.mean != student.config.mean
+    assert torch.allclose(as_student * teacher.scale + teacher.shift, as_teacher, atol=1e-6)
+
+
+def test_teacher_settings_are_validated(synth_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="teacher='start' distils the run's own pretrained detector"):
+        resolve_config("smoke", teacher="start")
+    with pytest.raises(ValueError, match="teacher_thresh"):
+        resolve_config("ppocr_cpu", teacher="start", teacher_thresh=1.0)
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*absent.ckpt"):
+        train(tiny(synth_dir, tmp_path, teacher=str(tmp_path / "absent.ckpt"), run_name="no-teacher"), progress=False)
+    assert not (tmp_path / "no-teacher").exists()
+
+
+def test_a_run_with_a_teacher_learns_the_teachers_labelled_kernels(synth_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """teacher='start': every step's loss sees the dataset's kernels united with zero-shot PP-OCR's map (> 0.3)
+    inside the labelled regions, computed here independently from the batch the loss received."""
+    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    real_loss = loop_module.db_loss
+
+    def recording_loss(outputs, batch, config=None):
+        seen.append((batch["image"].clone(), batch["gt"].clone(), batch["thresh_mask"].clone()))
+        return real_loss(outputs, batch, config)
+
+    real_targets = Teacher.targets
+    originals: list[torch.Tensor] = []
+
+    def keep_original(self, batch):
+        originals.append(batch["gt"].clone())
+        return real_targets(self, batch)
+
+    monkeypatch.setattr(loop_module, "db_loss", recording_loss)
+    monkeypatch.setattr(Teacher, "targets", keep_original)
+    config = tiny(synth_dir, tmp_path, arch="ppocr_det", pretrained=True, thresh_branch=False, teacher="start",
+                  epochs=1, schedule=[[0, 640]], run_name="distil")
+    train(config, progress=False)
+    zero_shot = build_model("ppocr_det", pretrained=True).eval()
+    grown = 0.0
+    for (image, gt, region), original in zip(seen, originals, strict=True):
+        with torch.no_grad():
+            prob = zero_shot(image)["prob"]
+        assert torch.equal(gt, torch.maximum(original, ((prob > 0.3) & (region > 0)).float()))
+        grown += float(gt.sum() - original.sum())
+    assert len(seen) == 2 and grown > 0  # the teacher's kernels are wider than the targets' at shrink 0.4

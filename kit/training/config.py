@@ -19,6 +19,8 @@ from kit.training.presets import preset as load_preset
 
 NESTED = {"augment": AugConfig, "loss": LossConfig, "targets": TargetConfig, "postprocess": PostprocessConfig}
 LR_INTERVALS = ("epoch", "step")
+#: ``TrainConfig.teacher``'s value for the run's own starting detector (:mod:`kit.training.teacher`).
+TEACHER_START = "start"
 
 
 @dataclass
@@ -64,6 +66,12 @@ class TrainConfig:
     #: The targets' shrink ratio rises linearly from ``targets.shrink_ratio`` at epoch 0 to this at the last
     #: epoch (PP-OCRv4's dynamic shrink ratio, 0.4 -> 0.6); None: fixed.
     shrink_ratio_end: float | None = None
+    #: Distillation (:mod:`kit.training.teacher`): a frozen detector's kernels, binarized at ``teacher_thresh``,
+    #: are learnt inside the labelled words' regions, its detections elsewhere unlearnt. "start": the run's own
+    #: pretrained PP-OCR detector; or a checkpoint file. None (or "none", which overrides can pass where None keeps
+    #: the preset's): the dataset's kernels alone.
+    teacher: str | None = None
+    teacher_thresh: float = 0.3
     epochs: int = 20
     patience: int = 5
     batch_size: int = 8
@@ -109,6 +117,14 @@ class TrainConfig:
             raise InputError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
         if self.shrink_ratio_end is not None and not 0.0 < self.shrink_ratio_end < 1.0:
             raise InputError(f"shrink_ratio_end must be in (0, 1) or None, got {self.shrink_ratio_end}")
+        if isinstance(self.teacher, str) and self.teacher.lower() == "none":
+            self.teacher = None
+        if self.teacher == TEACHER_START and (self.arch != PPOCR_ARCH or not (self.pretrained or self.pretrained_path)):
+            raise InputError(f"teacher={TEACHER_START!r} distils the run's own pretrained detector, which only a "
+                             f"pretrained {PPOCR_ARCH!r} has (a timm DBNet's new head detects nothing); give a "
+                             "checkpoint file as the teacher instead")
+        if not 0.0 < self.teacher_thresh < 1.0:
+            raise InputError(f"teacher_thresh must be in (0, 1), got {self.teacher_thresh}")
         if not self.schedule or self.schedule[0][0] != 0:
             raise InputError(f"schedule must start at epoch 0, e.g. [[0, 640], [4, 960]]; got {self.schedule}")
 

@@ -28,6 +28,8 @@ from kit.training.config import TrainConfig
 
 #: Steps after which a report preset on a CPU says how long its run would take.
 PACE_STEPS = 3
+#: A batch's targets rewritten before the loss (``Teacher.targets``).
+Targets = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
 def _seed_worker(worker_id: int, base: int) -> None:
@@ -128,11 +130,14 @@ def checkpoint_name(epoch: int, hmean: float) -> str:
 
 
 def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: TrainConfig,
-               runtime: Runtime) -> dict[str, torch.Tensor]:
-    """The DB loss of one batch as training computes it: moved to the device (channels_last if set), the forward
-    under the run's autocast precision, the loss in fp32."""
+               runtime: Runtime, targets: Targets | None = None) -> dict[str, torch.Tensor]:
+    """The DB loss of one batch as training computes it: moved to the device (channels_last if set), its targets
+    rewritten by ``targets`` (a teacher's, :mod:`kit.training.teacher`), the forward under the run's autocast
+    precision, the loss in fp32."""
     batch = to_device(batch, runtime.device, config.channels_last)
     with autocast(runtime.device, config.precision):
+        if targets is not None:
+            batch = targets(batch)
         outputs = model(batch["image"])
     return db_loss(outputs, batch, config.loss)
 
@@ -140,13 +145,13 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: T
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, config: TrainConfig, runtime: Runtime, desc: str,
                     progress: bool, on_pace: Callable[[float, int], None] | None = None,
-                    on_step: Callable[[], None] | None = None) -> dict[str, float]:
+                    on_step: Callable[[], None] | None = None, targets: Targets | None = None) -> dict[str, float]:
     """One pass over ``loader`` (gradient accumulation, clipping, mixed precision); the mean of each loss part.
 
     ``on_pace(seconds per step, steps in the epoch)`` is called once, after the first ``PACE_STEPS`` steps;
-    ``on_step()`` after every optimizer step (the EMA update, a per-step lr schedule). A NaN or inf loss raises
-    :class:`NonFiniteLoss` before it reaches the weights; ``skipped_steps`` counts the optimizer steps fp16's
-    GradScaler skipped for inf/NaN gradients.
+    ``on_step()`` after every optimizer step (the EMA update, a per-step lr schedule); ``targets`` rewrites each
+    batch's targets (a teacher's). A NaN or inf loss raises :class:`NonFiniteLoss` before it reaches the weights;
+    ``skipped_steps`` counts the optimizer steps fp16's GradScaler skipped for inf/NaN gradients.
     """
     model.train()
     started = time.time()
@@ -155,7 +160,7 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch
     optimizer.zero_grad(set_to_none=True)
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for step, batch in enumerate(bar):
-        losses = batch_loss(model, batch, config, runtime)
+        losses = batch_loss(model, batch, config, runtime, targets)
         if not torch.isfinite(losses["total"]):
             parts = {k: v.detach().item() for k, v in losses.items()}
             bad = next((k for k, v in parts.items() if k != "total" and not math.isfinite(v)), "total")

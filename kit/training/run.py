@@ -67,6 +67,7 @@ from kit.training.loop import (
     validate,
 )
 from kit.training.presets import REPORT_PRESETS
+from kit.training.teacher import Teacher
 
 RUNS_CSV = "runs.csv"
 
@@ -337,6 +338,7 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
     optimizer, scheduler = build_optimizer(model, config, steps_per_epoch(config, len(train_records), runtime.world))
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=config.precision == "fp16")
     ema = ModelEmaV3(model, decay=config.ema_decay, use_warmup=config.ema_warmup) if config.ema_decay else None
+    teacher = Teacher.from_config(config, model, runtime.device)
     progress = _Progress(EarlyStopping(config.patience))
     if resumed is not None:
         progress = _restore(resumed, model, ema, optimizer, scheduler, scaler, config.patience)
@@ -382,7 +384,7 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
         try:
             losses = train_one_epoch(forward, make_loader(train_ds, config, epoch, train=True, runtime=runtime),
                                      optimizer, scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show,
-                                     pace, after_step)
+                                     pace, after_step, teacher.targets if teacher is not None else None)
         except NonFiniteLoss as err:
             raise _stop_on_nan(err, run_dir, epoch, progress.history, logger) from None
         skipped = losses.pop("skipped_steps")
