@@ -7,8 +7,9 @@ receipts, which no model saw, are then scored too: generalisation told apart fro
 epoch's checkpoint (the EMA weights validation scores), and scores each one and zero-shot PP-OCR at the preset's
 postprocess on all 100 val receipts, with the paired 95% interval against zero-shot, the error counts and the
 training minutes. Validation during training (the first 50 val receipts) only picks the best epoch; nothing is
-searched. ``--set KEY=VALUE`` changes the recipe (``--set teacher=none``: the recipe without its teacher).
-Run from the project root: ``python -m bench.ppocr_teacher [--held-out N] [--set ...] [--results FILE.md]``;
+searched. ``--set KEY=VALUE`` changes the recipe (``--set teacher=none``: the recipe without its teacher);
+``--preset ppocr_cpu_v1 --set teacher=start``: the teacher alone, on the first CPU recipe. Run from the project
+root: ``python -m bench.ppocr_teacher [--preset P] [--held-out N] [--set ...] [--run NAME] [--results FILE.md]``;
 the run is ``outputs/bench-teacher`` (``--run``). Writes ``bench/results/ppocr_teacher.md``. Needs
 ``../shared/data/sroie``.
 """
@@ -49,6 +50,7 @@ def score(checkpoint: Path, records: list[ImageRecord]) -> tuple[dict[str, Any],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--preset", default="ppocr_cpu", help="the recipe to train (default: ppocr_cpu)")
     parser.add_argument("--held-out", type=int, default=0, help="last N train receipts kept out of training")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a change to the preset")
     parser.add_argument("--run", default="bench-teacher", help="the run's name under outputs/")
@@ -57,7 +59,7 @@ def main() -> None:
     val = sroie_or_exit()[0]
     train_records = load_split(SROIE, "train")[0]
     sets = {"val": val, **({"held-out train": train_records[-args.held_out:]} if args.held_out else {})}
-    config = resolve_config("ppocr_cpu", run_name=args.run, data_dir=str(SROIE),
+    config = resolve_config(args.preset, run_name=args.run, data_dir=str(SROIE),
                             max_train_images=len(train_records) - args.held_out, **parse_overrides(args.set))
     epochs_dir = OUTPUTS / args.run / "epochs"
 
@@ -83,11 +85,12 @@ def main() -> None:
                                f"{gain.high['hmean'] * 100:+.2f}]")
             row["train min"] = f"{minutes[int(candidate.split()[1])]:.1f}"
         rows.append(row)
-    curve = run.metrics[["epoch", "lr", "loss_total", "val_hmean", "epoch_time_s"]]
+    curve = run.metrics[["epoch", "lr", "loss_total", "val_hmean", "epoch_time_s"]].assign(
+        lr=run.metrics["lr"].map("{:.2e}".format))  # the lr at the epoch's start: below the table's 4 places
     lines = [
         "# The ppocr_cpu fine-tune against zero-shot PP-OCR, every epoch, on all val receipts",
         "",
-        f"- recipe: `ppocr_cpu`{''.join(f', {item}' for item in args.set)} (teacher {config.teacher!r}, prob loss "
+        f"- recipe: `{args.preset}`{''.join(f', {item}' for item in args.set)} (teacher {config.teacher!r}, prob loss "
         f"{config.loss.prob_loss}, lr {config.lr:g} per {config.lr_interval} with {config.warmup_epochs} warm-up "
         f"epoch(s), EMA {config.ema_decay}); {config.epochs} epochs on the first {config.max_train_images} SROIE "
         f"train receipts; {run.summary['train_time_s'] / 60:.1f} minutes in all with validation on the first "
