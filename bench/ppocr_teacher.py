@@ -88,7 +88,7 @@ def main() -> None:
     curve = run.metrics[["epoch", "lr", "loss_total", "val_hmean", "epoch_time_s"]].assign(
         lr=run.metrics["lr"].map("{:.2e}".format))  # the lr at the epoch's start: below the table's 4 places
     lines = [
-        "# The ppocr_cpu fine-tune against zero-shot PP-OCR, every epoch, on all val receipts",
+        f"# The {args.preset} fine-tune against zero-shot PP-OCR, every epoch, on all val receipts",
         "",
         f"- recipe: `{args.preset}`{''.join(f', {item}' for item in args.set)} (teacher {config.teacher!r}, prob loss "
         f"{config.loss.prob_loss}, lr {config.lr:g} per {config.lr_interval} with {config.warmup_epochs} warm-up "
