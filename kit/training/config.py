@@ -10,7 +10,8 @@ from typing import Any
 from kit.data.dataset import AugConfig
 from kit.data.targets import TargetConfig
 from kit.errors import InputError
-from kit.model.config import PPOCR_ARCH
+from kit.model.config import ModelSettings
+from kit.model.family import NAMED, family_of
 from kit.model.loss import LossConfig
 from kit.model.postprocess import PostprocessConfig
 from kit.runtime import PRECISIONS
@@ -24,17 +25,13 @@ TEACHER_START = "start"
 
 
 @dataclass
-class TrainConfig:
-    """Everything a run needs; saved as ``config.json`` in the run folder and in every checkpoint."""
+class TrainConfig(ModelSettings):
+    """Everything a run needs; saved as ``config.json`` in the run folder and in every checkpoint.
 
-    arch: str = "resnet18"
-    pretrained: bool = False
-    pretrained_path: str | None = None
-    thresh_branch: bool = True
-    decoder: str = "db"
-    levels: list[int] | None = None
-    #: The DB neck's width (DBNet: 256); narrower is much cheaper on a CPU.
-    inner_channels: int = 256
+    The model's settings (``arch``, ``pretrained``, ``pretrained_path``, ``decoder``, ``levels``, ``k``,
+    ``thresh_branch``, ``inner_channels``) are :class:`~kit.model.config.ModelSettings`' own, inherited.
+    """
+
     #: Encoder levels kept frozen for the whole run (0: none; k: up to the module producing feature level k).
     freeze_levels: int = 0
     #: Epochs at the start with the whole encoder frozen (the new neck and head settle first).
@@ -96,6 +93,8 @@ class TrainConfig:
     wandb: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        family = family_of(self.arch)
         for name, cls in NESTED.items():
             value = getattr(self, name)
             if isinstance(value, dict):
@@ -104,8 +103,9 @@ class TrainConfig:
             raise InputError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.optimizer not in ("adam", "adamw"):
             raise InputError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
-        if (self.freeze_levels or self.freeze_epochs) and self.arch == PPOCR_ARCH:
-            raise InputError("freeze_levels / freeze_epochs apply to timm backbones; ppocr_det is one graph")
+        if (self.freeze_levels or self.freeze_epochs) and not family.freezable:
+            raise InputError(f"freeze_levels / freeze_epochs apply to timm backbones; {self.arch} is one graph "
+                             f"({family.name})")
         if self.freeze_levels < 0 or self.freeze_epochs < 0:
             raise InputError(f"freeze_levels and freeze_epochs must be >= 0, got {self.freeze_levels}, "
                              f"{self.freeze_epochs}")
@@ -119,10 +119,11 @@ class TrainConfig:
             raise InputError(f"shrink_ratio_end must be in (0, 1) or None, got {self.shrink_ratio_end}")
         if isinstance(self.teacher, str) and self.teacher.lower() == "none":
             self.teacher = None
-        if self.teacher == TEACHER_START and (self.arch != PPOCR_ARCH or not (self.pretrained or self.pretrained_path)):
+        pretrained = self.pretrained or self.pretrained_path
+        if self.teacher == TEACHER_START and not (family.detects_zero_shot and pretrained):
             raise InputError(f"teacher={TEACHER_START!r} distils the run's own pretrained detector, which only a "
-                             f"pretrained {PPOCR_ARCH!r} has (a timm DBNet's new head detects nothing); give a "
-                             "checkpoint file as the teacher instead")
+                             f"pretrained detector ({', '.join(NAMED)}) has (a timm DBNet's new head detects "
+                             "nothing); give a checkpoint file as the teacher instead")
         if not 0.0 < self.teacher_thresh < 1.0:
             raise InputError(f"teacher_thresh must be in (0, 1), got {self.teacher_thresh}")
         if not self.schedule or self.schedule[0][0] != 0:

@@ -19,8 +19,9 @@ from tqdm import tqdm
 from kit.data.dataset import TextDetectionDataset
 from kit.errors import NonFiniteLoss
 from kit.evaluation.cleval import CLEvalAccumulator, DatasetResult, ImageResult, aggregate
-from kit.model.config import PPOCR_ARCH
-from kit.model.factory import build_model
+from kit.model.config import ModelSettings
+from kit.model.factory import build
+from kit.model.family import family_of
 from kit.model.loss import db_loss
 from kit.model.postprocess import PostprocessConfig, postprocess
 from kit.runtime import Runtime, autocast, to_device
@@ -59,11 +60,10 @@ def make_loader(dataset: TextDetectionDataset, config: TrainConfig, epoch: int, 
 
 def model_for(config: TrainConfig, fresh: bool = True) -> torch.nn.Module:
     """The model ``config`` describes; ``fresh``: with its starting weights (a resumed run loads its own instead,
-    but a PP-OCR detector always rebuilds from its ONNX file)."""
-    return build_model(config.arch, pretrained=config.pretrained and fresh, decoder=config.decoder,
-                       levels=tuple(config.levels) if config.levels else None,
-                       pretrained_path=config.pretrained_path if fresh or config.arch == PPOCR_ARCH else None,
-                       thresh_branch=config.thresh_branch, inner_channels=config.inner_channels)
+    but a family whose graph comes from its file, PP-OCR's, always rebuilds from that file)."""
+    from_file = fresh or family_of(config.arch).graph_from_file
+    return build(ModelSettings.of(config, pretrained=config.pretrained and fresh,
+                                  pretrained_path=config.pretrained_path if from_file else None))
 
 
 def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig,
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, gt: dict[str, list[np.ndarray]],
-             postprocess_config: PostprocessConfig, runtime: Runtime, precision: str,
+             postprocess_config: PostprocessConfig, runtime: Runtime, precision: str, *,
              progress: bool = True) -> dict[str, ImageResult]:
     """CLEval per image of this process's share of the validation images."""
     model.eval()
@@ -143,8 +143,8 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: T
 
 
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, config: TrainConfig, runtime: Runtime, desc: str,
-                    progress: bool, on_pace: Callable[[float, int], None] | None = None,
+                    scaler: torch.amp.GradScaler, config: TrainConfig, runtime: Runtime, *, desc: str = "train",
+                    progress: bool = True, on_pace: Callable[[float, int], None] | None = None,
                     on_step: Callable[[], None] | None = None, targets: Targets | None = None) -> dict[str, float]:
     """One pass over ``loader`` (gradient accumulation, clipping, mixed precision); the mean of each loss part.
 

@@ -43,9 +43,9 @@ from kit.evaluation.cleval import DatasetResult
 from kit.evaluation.per_image import per_image_scores
 from kit.files import append_row, write_csv, write_text
 from kit.model.checkpoint import Checkpoint
-from kit.model.config import PPOCR_ARCH
 from kit.model.factory import count_parameters
-from kit.model.ppocr import STRIDE
+from kit.model.family import family_of
+from kit.model.postprocess import PostprocessConfig
 from kit.paths import VAL_PER_IMAGE, project_path
 from kit.runtime import Runtime, peak_memory_mb, seed_everything
 from kit.training.config import (
@@ -97,9 +97,9 @@ def zero_shot_checkpoint(config: TrainConfig) -> Checkpoint:
         raise InputError(f"{config.arch}: a zero-shot checkpoint needs pretrained weights (pretrained=True or "
                          "pretrained_path=FILE); random weights detect nothing")
     model = model_for(config).eval()
-    pad = STRIDE if config.arch == PPOCR_ARCH else None  # padded as PaddleOCR's own inference pads (to 32)
     return Checkpoint(model.state_dict(), model.config, config.postprocess, config.final_size,
-                      run=f"zero-shot-{config.arch}", train_config=config.to_dict(), pad_multiple=pad)
+                      run=f"zero-shot-{config.arch}", train_config=config.to_dict(),
+                      pad_multiple=family_of(config.arch).stride)  # padded as the family's own inference pads
 
 
 @dataclass
@@ -224,7 +224,7 @@ def _start_run(config: TrainConfig, resume: Path | str | None, runtime: Runtime,
 EpochCallback = Callable[[dict[str, Any]], bool]
 
 
-def train(config: TrainConfig, resume: Path | str | None = None, progress: bool = True,
+def train(config: TrainConfig, *, resume: Path | str | None = None, progress: bool = True,
           overwrite: bool = False, on_epoch: EpochCallback | None = None) -> RunResult:
     """Train ``config``; with ``resume`` (a checkpoint of the same run) continue where it stopped.
 
@@ -326,9 +326,45 @@ def _agreed(flag: bool, runtime: Runtime) -> bool:
     return bool(shared.item())
 
 
-def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime: Runtime, logger: _Logger,
-         show: bool, on_epoch: EpochCallback | None) -> RunResult:
-    """The run itself: data, model, optimizer, the epochs with validation and checkpoints, the summary row."""
+@dataclass
+class _Training:
+    """A run set up: its data, model and optimizer state, and what the epochs carry (``progress``).
+
+    ``model`` is the trained module, ``forward`` what the training step calls (DDP-wrapped or compiled), and
+    ``eval_model`` what validation scores and checkpoints hold (the EMA average with ``ema_decay``).
+    """
+
+    config: TrainConfig
+    run_dir: Path
+    runtime: Runtime
+    logger: _Logger
+    show: bool
+    model: torch.nn.Module
+    forward: torch.nn.Module
+    eval_model: torch.nn.Module
+    ema: ModelEmaV3 | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    teacher: Teacher | None
+    train_ds: TextDetectionDataset
+    val_ds: TextDetectionDataset
+    val_gt: dict[str, list[Any]]
+    progress: _Progress
+    started: float
+
+    def after_step(self) -> None:
+        """After each optimizer step: the EMA update, and a per-step lr schedule's step."""
+        self.progress.optimizer_steps += 1
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.progress.optimizer_steps)
+        if self.config.lr_interval == "step":
+            self.scheduler.step()
+
+
+def _set_up(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime: Runtime, logger: _Logger,
+            show: bool) -> _Training:
+    """Data, model, optimizer, EMA and teacher; a resumed run's state restored."""
     train_records, val_records, data_dir = load_records(config, announce=runtime.main)
     logger.info(f"data {data_dir}: {len(train_records)} train / {len(val_records)} val images")
     seed_everything(config.seed)
@@ -343,88 +379,103 @@ def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime
     if resumed is not None:
         progress = _restore(resumed, model, ema, optimizer, scheduler, scaler, config.patience)
         logger.info(f"resumed from epoch {resumed.epoch} of {run_dir.name}")
-    raw_model = model
-    eval_model = ema.module if ema is not None else raw_model  # what validation scores and checkpoints hold
-
-    def after_step() -> None:
-        progress.optimizer_steps += 1
-        if ema is not None:
-            ema.update(raw_model, step=progress.optimizer_steps)
-        if config.lr_interval == "step":
-            scheduler.step()
-
+    forward = model
     if runtime.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index]
-                                                          if runtime.device.type == "cuda" else None)
-    forward = torch.compile(model) if config.compile else model  # the same parameters: the optimizer needs no change
-    norm = {"mean": raw_model.config.mean, "std": raw_model.config.std}
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index]
+                                                            if runtime.device.type == "cuda" else None)
+    if config.compile:  # the same parameters: the optimizer needs no change
+        forward = torch.compile(forward)
+    norm = {"mean": model.config.mean, "std": model.config.std}
     train_ds = TextDetectionDataset(train_records, size_for_epoch(config.schedule, progress.start_epoch),
                                     config.augment, config.targets, **norm)
     val_ds = TextDetectionDataset(val_records[runtime.rank::runtime.world], config.final_size, None, config.targets,
                                   **norm)
-    val_gt = {r.name: r.polygons() for r in val_records}
-    started = time.time() - sum(row["epoch_time_s"] for row in progress.history)
-    gpu_recipe_on_cpu = runtime.device.type == "cpu" and config.preset in REPORT_PRESETS and runtime.main
+    return _Training(config, run_dir, runtime, logger, show, model, forward,
+                     ema.module if ema is not None else model, ema, optimizer, scheduler, scaler, teacher, train_ds,
+                     val_ds, {r.name: r.polygons() for r in val_records}, progress,
+                     started=time.time() - sum(row["epoch_time_s"] for row in progress.history))
 
+
+def _train_epoch(t: _Training, epoch: int) -> tuple[dict[str, Any], DatasetResult, PostprocessConfig]:
+    """One epoch: its schedule (size, shrink ratio, freezing), training, validation; (its row, the scores, the
+    postprocess it was validated with)."""
+    config, runtime = t.config, t.runtime
+    epoch_start = time.time()
+    t.train_ds.size = size_for_epoch(config.schedule, epoch)
+    shrink = shrink_ratio_for_epoch(config, epoch)
+    t.train_ds.targets = replace(config.targets, shrink_ratio=shrink)
+    # the postprocess inverts the shrink the model was last trained on (used when unclip_ratio is None)
+    post = replace(config.postprocess, shrink_ratio=shrink) if config.shrink_ratio_end else config.postprocess
+    if config.freeze_levels or config.freeze_epochs:
+        t.model.freeze_encoder(None if epoch < config.freeze_epochs else config.freeze_levels)
+    gpu_recipe_on_cpu = runtime.device.type == "cpu" and config.preset in REPORT_PRESETS and runtime.main
+    pace = partial(_cpu_pace_warning, config, t.logger) if gpu_recipe_on_cpu and epoch == t.progress.start_epoch \
+        else None
+    lr = t.optimizer.param_groups[0]["lr"]
+    loader = make_loader(t.train_ds, config, epoch, train=True, runtime=runtime)
+    try:
+        losses = train_one_epoch(t.forward, loader, t.optimizer, t.scaler, config, runtime,
+                                 desc=f"epoch {epoch} @ {t.train_ds.size}px", progress=t.show, on_pace=pace,
+                                 on_step=t.after_step, targets=t.teacher.targets if t.teacher is not None else None)
+    except NonFiniteLoss as err:
+        raise _stop_on_nan(err, t.run_dir, epoch, t.progress.history, t.logger) from None
+    skipped = losses.pop("skipped_steps")
+    if skipped:
+        t.logger.info(f"epoch {epoch}: fp16 skipped {skipped} optimizer steps (inf/NaN gradients)")
+    if config.lr_interval == "epoch":
+        t.scheduler.step()
+    train_time = time.time() - epoch_start
+    val_loader = make_loader(t.val_ds, config, epoch, train=False, runtime=runtime)
+    per_image = validate(t.eval_model, val_loader, t.val_gt, post, runtime, config.precision, progress=t.show)
+    scores = gather_results(per_image, runtime)
+    row = {"epoch": epoch, "lr": lr, "size": t.train_ds.size, "shrink_ratio": shrink,
+           **{f"loss_{k}": v for k, v in losses.items()}, "skipped_steps": skipped,
+           "val_precision": scores.precision, "val_recall": scores.recall, "val_hmean": scores.hmean,
+           "val_images": len(scores.per_image), "epoch_time_s": time.time() - epoch_start,
+           "train_images_per_s": len(t.train_ds) / max(train_time, 1e-9),
+           "peak_memory_mb": peak_memory_mb(runtime.device)}
+    return row, scores, post
+
+
+def _checkpoint(t: _Training, epoch: int, row: dict[str, Any], scores: DatasetResult, post: PostprocessConfig,
+                improved: bool) -> None:
+    """The epoch's checkpoint (with everything a resume needs) and files; main process only."""
+    progress = t.progress
+    previous_best = progress.best_path
+    if improved:
+        progress.best_path = str(t.run_dir / "checkpoints" / checkpoint_name(epoch, scores.hmean))
+    training_state = {"optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
+                      "scaler": t.scaler.state_dict(), "early_stopping": progress.stopping.state(),
+                      "best_path": progress.best_path, "optimizer_steps": progress.optimizer_steps}
+    if t.ema is not None:  # the checkpoint's weights are the average; resume needs the trained ones too
+        training_state["model_weights"] = t.model.state_dict()
+    checkpoint = Checkpoint(t.eval_model.state_dict(), t.model.config, post, t.config.final_size, run=t.run_dir.name,
+                            epoch=epoch, val=scores.scores(), history=list(progress.history),
+                            train_config=t.config.to_dict(), training_state=training_state)
+    _save_epoch(checkpoint, progress, previous_best, improved, scores, t.run_dir)
+    t.logger.epoch(row)
+    t.logger.info(json.dumps(row))
+
+
+def _run(config: TrainConfig, run_dir: Path, resumed: Checkpoint | None, runtime: Runtime, logger: _Logger,
+         show: bool, on_epoch: EpochCallback | None) -> RunResult:
+    """The run itself: set-up, the epochs (train, validate, checkpoint; early stopping, the callback), the summary."""
+    t = _set_up(config, run_dir, resumed, runtime, logger, show)
+    progress = t.progress
     for epoch in _epochs(progress.start_epoch, config.epochs, show):
         if progress.stopping.stop:
             progress.stopped_by = "patience"
             break
-        epoch_start = time.time()
-        train_ds.size = size_for_epoch(config.schedule, epoch)
-        shrink = shrink_ratio_for_epoch(config, epoch)
-        train_ds.targets = replace(config.targets, shrink_ratio=shrink)
-        # the postprocess inverts the shrink the model was last trained on (used when unclip_ratio is None)
-        post = replace(config.postprocess, shrink_ratio=shrink) if config.shrink_ratio_end else config.postprocess
-        if config.freeze_levels or config.freeze_epochs:
-            raw_model.freeze_encoder(None if epoch < config.freeze_epochs else config.freeze_levels)
-        pace = partial(_cpu_pace_warning, config, logger) if gpu_recipe_on_cpu and epoch == progress.start_epoch \
-            else None
-        lr = optimizer.param_groups[0]["lr"]
-        try:
-            losses = train_one_epoch(forward, make_loader(train_ds, config, epoch, train=True, runtime=runtime),
-                                     optimizer, scaler, config, runtime, f"epoch {epoch} @ {train_ds.size}px", show,
-                                     pace, after_step, teacher.targets if teacher is not None else None)
-        except NonFiniteLoss as err:
-            raise _stop_on_nan(err, run_dir, epoch, progress.history, logger) from None
-        skipped = losses.pop("skipped_steps")
-        if skipped:
-            logger.info(f"epoch {epoch}: fp16 skipped {skipped} optimizer steps (inf/NaN gradients)")
-        if config.lr_interval == "epoch":
-            scheduler.step()
-        train_time = time.time() - epoch_start
-        val_loader = make_loader(val_ds, config, epoch, train=False, runtime=runtime)
-        scores = gather_results(validate(eval_model, val_loader, val_gt, post, runtime, config.precision, show),
-                                runtime)
-        row = {"epoch": epoch, "lr": lr, "size": train_ds.size, "shrink_ratio": shrink,
-               **{f"loss_{k}": v for k, v in losses.items()}, "skipped_steps": skipped,
-               "val_precision": scores.precision, "val_recall": scores.recall, "val_hmean": scores.hmean,
-               "val_images": len(scores.per_image), "epoch_time_s": time.time() - epoch_start,
-               "train_images_per_s": len(train_records) / max(train_time, 1e-9),
-               "peak_memory_mb": peak_memory_mb(runtime.device)}
+        row, scores, post = _train_epoch(t, epoch)
         progress.history.append(row)
         improved = progress.stopping.update(epoch, scores.hmean)
         if runtime.main:
-            previous_best = progress.best_path
-            if improved:
-                progress.best_path = str(run_dir / "checkpoints" / checkpoint_name(epoch, scores.hmean))
-            training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                              "scaler": scaler.state_dict(), "early_stopping": progress.stopping.state(),
-                              "best_path": progress.best_path, "optimizer_steps": progress.optimizer_steps}
-            if ema is not None:  # the checkpoint's weights are the average; resume needs the trained ones too
-                training_state["model_weights"] = raw_model.state_dict()
-            checkpoint = Checkpoint(eval_model.state_dict(), raw_model.config, post, config.final_size,
-                                    run=run_dir.name, epoch=epoch, val=scores.scores(), history=list(progress.history),
-                                    train_config=config.to_dict(), training_state=training_state)
-            _save_epoch(checkpoint, progress, previous_best, improved, scores, run_dir)
-            logger.epoch(row)
-            logger.info(json.dumps(row))
+            _checkpoint(t, epoch, row, scores, post, improved)
         if on_epoch is not None and _agreed(runtime.main and bool(on_epoch(dict(row))), runtime):
             progress.stopped_by = "callback"
             logger.info(f"stopped after epoch {epoch}: the epoch callback asked (e.g. a search's pruner)")
             break
-
-    summary = _summary(config, run_dir, raw_model, progress, started)
+    summary = _summary(config, run_dir, t.model, progress, t.started)
     if runtime.main:
         append_row(project_path(config.output_dir) / RUNS_CSV, summary)
         logger.info(f"done: {json.dumps(summary)}")
