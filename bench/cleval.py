@@ -62,7 +62,8 @@ def page_lines(pages: int) -> list[str]:
         f"| kit, 1 process, best of 3 | {scaled:.2f} | {10 * scaled:.1f} | {REFERENCE_S_PER_100_PAGES / scaled:.0f}x |",
         "",
         "The pages are the golden `page` cases (made by the generator behind the published timing), "
-        "cycled; every golden case's scores and per-image counts match the reference (tests/test_metric.py).",
+        "cycled; every golden case's scores and per-image counts match the reference "
+        "(tests/evaluation/test_cleval.py).",
     ]
 
 

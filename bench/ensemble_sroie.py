@@ -3,7 +3,7 @@
 Run from the project root after ``python -m bench.train_sroie``: ``python -m bench.ensemble_sroie``.
 Saves zero-shot PP-OCR as a checkpoint (``python -m kit pretrained``'s function) so that notebook 04
 treats it like a trained one, fine-tunes PP-OCR on the 400 train receipts with issue 20's best recipe
-(``bench.ppocr_train_search.RECIPE``; reused when its run ``outputs/bench-sroie-ppocr-ft`` holds a best
+(``bench.shared.RECIPE``; reused when its run ``outputs/bench-sroie-ppocr-ft`` holds a best
 checkpoint), then executes ``notebooks/04_ensemble.ipynb`` on SROIE val with candidates: each single
 model, the map-averaging hybrid of all three, the lite DBNet with the fine-tuned PP-OCR, and the
 three with TTA; every candidate against zero-shot PP-OCR with the paired 95% interval; the
@@ -20,27 +20,26 @@ from pathlib import Path
 import pandas as pd
 
 from bench import markdown, write_results
-from bench.ppocr_recipe import together
-from bench.ppocr_train_search import RECIPE
-from bench.sroie import COLUMNS, SROIE, TUNE_IMAGES, sroie_or_exit
+from bench.shared import (
+    COLUMNS,
+    FINE_TUNED_RUN,
+    RECIPE,
+    SROIE,
+    TUNE_IMAGES,
+    ZERO_SHOT,
+    sroie_or_exit,
+    together,
+    zero_shot,
+)
 from kit.experiments.pipeline import run_notebook
 from kit.paths import OUTPUTS, ROOT, expand_checkpoints
-from kit.training.config import config_for, resolve_config
-from kit.training.run import train, zero_shot_checkpoint
+from kit.training.config import resolve_config
+from kit.training.run import train
 
 LITE = "outputs/bench-sroie-lite0/checkpoints/best-*.ckpt"
-FINE_TUNED_RUN = "bench-sroie-ppocr-ft"
-ZERO_SHOT = OUTPUTS / "ppocr-zero-shot" / "checkpoints" / "zero-shot.ckpt"
 OUT = OUTPUTS / "bench" / "ensemble_sroie"
 RESULTS = ROOT / "bench" / "results" / "ensemble_sroie.md"
 TTA = "scale=0.8"
-
-
-def zero_shot() -> Path:
-    """Zero-shot PP-OCR as a checkpoint (``python -m kit pretrained``'s), saved on first use."""
-    if not ZERO_SHOT.is_file():
-        zero_shot_checkpoint(config_for("ppocr_det")).save(ZERO_SHOT)
-    return ZERO_SHOT
 
 
 def fine_tuned() -> tuple[Path, pd.DataFrame]:

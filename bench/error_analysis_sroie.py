@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from bench import write_results
-from bench.sroie import SROIE, sroie_or_exit
+from bench.shared import SROIE, sroie_or_exit
 from kit.experiments.pipeline import run_notebook
 from kit.paths import OUTPUTS, ROOT, expand_checkpoints
 from kit.reporting import error_analysis as analysis

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench import markdown, write_results
-from bench.ensemble_sroie import FINE_TUNED_RUN, zero_shot
-from bench.sroie import SROIE, sroie_or_exit
+from bench.shared import FINE_TUNED_RUN, SROIE, sroie_or_exit, zero_shot
 from kit.data.annotations import load_split, read_image
 from kit.data.dataset import letterbox_size
 from kit.data.targets import TargetConfig, make_targets

@@ -23,9 +23,7 @@ import pandas as pd
 import torch
 
 from bench import machine_and_command, markdown, write_results
-from bench.ppocr_recipe import together
-from bench.ppocr_train_search import RECIPE
-from bench.sroie import SROIE, sroie_or_exit
+from bench.shared import RECIPE, SROIE, sroie_or_exit, together
 from kit.data.annotations import ImageRecord, load_split
 from kit.evaluation.per_image import ImageResult
 from kit.evaluation.significance import paired_bootstrap

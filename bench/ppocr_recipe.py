@@ -29,46 +29,14 @@ import pandas as pd
 import torch
 
 from bench import markdown, write_results
-from bench.sroie import COLUMNS, SROIE, sroie_or_exit
-from kit.inference.ensemble import Choice, compare_candidates
+from bench.shared import COLUMNS, PRESET, SROIE, VARIANTS, combine, sroie_or_exit, together
+from kit.inference.candidates import Choice, compare_candidates
 from kit.training.config import config_for, resolve_config
-from kit.training.presets import PADDLE_RECIPE
 from kit.training.run import RunResult, train, zero_shot_checkpoint
 
 RESULTS = Path(__file__).parent / "results" / "ppocr_recipe.md"
 #: ``--together``'s table: combinations trained at full length.
 TOGETHER = RESULTS.with_name("ppocr_recipe_together.md")
-#: PaddleOCR trains at lr 1e-3 for 64 images a step; linearly scaled to the preset's batch 4.
-PADDLE_LR = PADDLE_RECIPE["lr"]
-PRESET = "preset (ppocr_cpu_v1)"
-VARIANTS: dict[str, dict[str, Any]] = {
-    PRESET: {},
-    "dice on the probability map": {"loss": {"prob_loss": "dice"}},
-    "dice + focal on the probability map": {"loss": {"prob_loss": "dice_focal"}},
-    "PaddleOCR lr, warm-up per step over 1 epoch": {"lr": PADDLE_LR, "eta_min": PADDLE_LR / 10, "warmup_epochs": 1,
-                                                     "lr_interval": "step"},
-    "EMA, decay warmed up (cap 0.999)": {"ema_decay": 0.999},
-    "pretrained graph at lr x 0.1": {"pretrained_lr_scale": 0.1},
-    "shrink ratio 0.4 -> 0.6": {"shrink_ratio_end": 0.6},
-    # the export has no threshold head: the kit's is new, and its L1 and the binary map's dice train it
-    "probability map alone (no threshold branch)": {"thresh_branch": False},
-}
-
-
-def combine(changes: list[dict[str, Any]]) -> dict[str, Any]:
-    """One set of overrides from several (nested settings such as ``loss`` merge key by key)."""
-    out: dict[str, Any] = {}
-    for change in changes:
-        for key, value in change.items():
-            out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
-    return out
-
-
-def together(names: list[str]) -> tuple[str, dict[str, Any]]:
-    """A combination of variants: its row name and its overrides."""
-    return "together: " + "; ".join(names), combine([VARIANTS[n] for n in names])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the preset's)")

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from bench import write_results
-from bench.sroie import GRID, SROIE, TUNE_IMAGES, evaluate_both, row, sroie_or_exit
+from bench.shared import GRID, SROIE, TUNE_IMAGES, evaluate_both, row, sroie_or_exit
 from kit.cli import parse_overrides
 from kit.inference.predict import Predictor
 from kit.model.factory import build_model

@@ -24,8 +24,7 @@ from typing import Any
 import pandas as pd
 
 from bench import machine_and_command, markdown, write_results
-from bench.ensemble_sroie import zero_shot
-from bench.sroie import SROIE, sroie_or_exit
+from bench.shared import SROIE, sroie_or_exit, zero_shot
 from kit.cli import parse_overrides
 from kit.data.annotations import ImageRecord, load_split
 from kit.evaluation.cleval import aggregate

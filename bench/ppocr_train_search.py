@@ -19,8 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import machine_and_command, markdown, write_results
-from bench.ppocr_recipe import together
-from bench.sroie import GRID, SROIE, Evaluation, evaluate_both, sroie_or_exit
+from bench.shared import GRID, RECIPE, SROIE, Evaluation, evaluate_both, sroie_or_exit, together
 from kit.cli import parse_overrides
 from kit.data.annotations import load_split
 from kit.evaluation.significance import paired_bootstrap
@@ -29,10 +28,6 @@ from kit.training.config import config_for, resolve_config
 from kit.training.run import train, zero_shot_checkpoint
 
 RESULTS = Path(__file__).parent / "results" / "ppocr_train_search.md"
-#: ``ppocr_recipe_together.md``'s best combination (without the smaller lr on the pretrained graph).
-RECIPE = ["dice on the probability map", "dice + focal on the probability map",
-          "PaddleOCR lr, warm-up per step over 1 epoch", "EMA, decay warmed up (cap 0.999)",
-          "probability map alone (no threshold branch)"]
 #: The SROIE grid with wider unclips: the fine-tune's extra splits are pieces of a line a wider unclip may join.
 SEARCH_GRID = (GRID[0], GRID[1], [*GRID[2], 2.2, 2.4, 2.6])
 

@@ -22,7 +22,7 @@ import torch
 from bench import machine_and_command, markdown, write_results
 from kit.data.annotations import load_split
 from kit.data.synth import resolve_data_dir
-from kit.inference.ensemble import Choice
+from kit.inference.candidates import Choice
 from kit.inference.threshold_search import cache_maps, threshold_search
 from kit.paths import ROOT, SYNTH_DIR
 from kit.training.config import resolve_config

@@ -18,7 +18,7 @@ import time
 import torch
 
 from bench import write_results
-from bench.sroie import SROIE, sroie_or_exit
+from bench.shared import SROIE, sroie_or_exit
 from kit.data.annotations import load_split
 from kit.data.dataset import TextDetectionDataset
 from kit.model.loss import db_loss

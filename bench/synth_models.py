@@ -23,7 +23,7 @@ import torch
 from bench import markdown, write_results
 from kit.data.annotations import load_split
 from kit.data.synth import resolve_data_dir
-from kit.inference.ensemble import Choice, compare_candidates
+from kit.inference.candidates import Choice, compare_candidates
 from kit.paths import ROOT, SYNTH_DIR
 from kit.training.config import config_for, resolve_config
 from kit.training.run import train, zero_shot_checkpoint

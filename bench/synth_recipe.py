@@ -3,7 +3,7 @@ word-level receipts too?
 
 Run from the project root: ``python -m bench.synth_recipe [--seeds 2]``. Trains PP-OCRv6 det on the demo's
 synthetic receipts (``data/synth``, word-level labels) exactly as the demo does (preset ``ppocr_synth``: 48
-train receipts, 2 epochs at 960 px) and the same with the changes of ``bench.ppocr_train_search.RECIPE``
+train receipts, 2 epochs at 960 px) and the same with the changes of ``bench.shared.RECIPE``
 (dice + focal on the probability map, PaddleOCR's lr with a per-step warm-up, EMA with a warmed-up decay, no
 threshold branch), the same with distillation from zero-shot PP-OCR (``teacher="start"``), and with both (what
 ``ppocr_cpu`` trains on SROIE), each with ``--seeds`` seeds, then scores every run on all 30 val receipts at its own
@@ -18,12 +18,10 @@ import tempfile
 from pathlib import Path
 
 from bench import machine_and_command, markdown, write_results
-from bench.ppocr_recipe import together
-from bench.ppocr_train_search import RECIPE
-from bench.sroie import COLUMNS
+from bench.shared import COLUMNS, RECIPE, together
 from kit.data.annotations import load_split
 from kit.data.synth import resolve_data_dir
-from kit.inference.ensemble import Choice, compare_candidates
+from kit.inference.candidates import Choice, compare_candidates
 from kit.paths import ROOT, SYNTH_DIR
 from kit.training.config import config_for, resolve_config
 from kit.training.run import train, zero_shot_checkpoint

@@ -99,7 +99,7 @@ def main() -> None:
         "",
         f"Target maps agree with the per-pixel reference: max |threshold map difference| = {worst:.2e}.",
         "The postprocess reference differs only in scoring (one filled mask per contour instead of one",
-        "connected-components pass); both return identical polygons (tests/test_postprocess.py).",
+        "connected-components pass); both return identical polygons (tests/model/test_postprocess.py).",
         "",
         "## Round trip: GT -> targets -> kernel map -> postprocess (unclip_ratio=None) -> IoU with GT",
         "",

@@ -1,6 +1,6 @@
 """Receipt text detection competition kit: data, DBNet, training, CLEval, submission.
 
-The rooms, in the pipeline's order (each imports only the ones before it; ``tests/test_layers.py``
+The rooms, in the pipeline's order (each imports only the ones before it; ``tests/test_imports.py``
 checks it): ``data``, ``model`` and ``evaluation``, ``training`` and ``inference``, ``reporting``,
 ``experiments``; ``cli`` on top; ``errors``, ``files``, ``paths``, ``geometry``, ``runtime``,
 ``workers`` underneath.

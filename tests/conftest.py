@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny synthetic dataset, and SROIE when ../shared is present."""
+"""Shared fixtures (a tiny synthetic dataset, SROIE when ../shared is present) and the suite's rules: tests under
+``tests/integration/`` are slow by where they live; a test that trains must be marked slow (an unmarked one that
+trains fails, saying so); every test has a time limit (pytest-timeout), shorter for the fast subset."""
 
 from __future__ import annotations
 
@@ -7,12 +9,40 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import kit.training.run as run_module
 from kit.data.annotations import load_split, read_image
 from kit.data.synth import generate_dataset
 from kit.paths import ROOT
 
+INTEGRATION = Path(__file__).parent / "integration"
+#: Seconds a fast (unmarked) test may take; slow tests get pyproject.toml's ``timeout``.
+FAST_TIMEOUT = 120
 SROIE_DIR = ROOT.parent / "shared" / "data" / "sroie"
 TINY_COUNTS = {"train": 6, "val": 3, "test": 2}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Integration tests (notebooks, browser, install, command lines) are slow; fast tests get the short limit."""
+    for item in items:
+        if INTEGRATION in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TIMEOUT))
+
+
+@pytest.fixture(autouse=True)
+def _training_is_slow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail a test that trains (a run, or the trained ``tiny_checkpoint``) without the ``slow`` mark, so that the
+    fast subset stays fast."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    if "tiny_checkpoint" in request.fixturenames:
+        pytest.fail("this test uses tiny_checkpoint, which trains: mark it @pytest.mark.slow")
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - stands in for kit.training.run._run
+        pytest.fail("this test trains (kit.training.run.train): mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(run_module, "_run", refuse)
 
 
 @pytest.fixture(scope="session")

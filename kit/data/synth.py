@@ -94,7 +94,7 @@ KO_CARDS = ("신한카드", "국민카드", "삼성카드", "현대카드", "우
 KO_FOOTERS = (("감사합니다", "THANK YOU"), ("또 방문해 주세요", "PLEASE COME AGAIN"),
               ("좋은 하루 되세요", "HAVE A NICE DAY"), ("교환 환불은 7일 이내 가능합니다", "NO REFUND WITHOUT RECEIPT"))
 #: How often a Korean receipt prints a label or name in English instead, chosen so that Latin words make up
-#: EN_SHARE of the words with a language (tests/test_synth.py measures it).
+#: EN_SHARE of the words with a language (tests/data/test_synth.py measures it).
 EN_PICK = 0.08
 
 

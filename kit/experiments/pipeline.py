@@ -73,6 +73,11 @@ def check_parameters(namespace: dict[str, Any], notebook: str) -> None:
                     notebook)
 
 
+#: The headless kernel logs errors only: its start-up notes (e.g. ipykernel's warning that a kernel on local TCP
+#: is unencrypted, once per notebook) are not the user's; the cells' own output and warnings still stream.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | None = None,
                  progress: bool = True, out_name: str | None = None, stream: bool = False) -> Path:
     """Execute ``notebooks/<name>`` with ``parameters`` into ``out_dir/<out_name or name>``; cwd is the project root.
@@ -87,7 +92,7 @@ def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | No
     out_path.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(NOTEBOOK_DIR / name), str(out_path), parameters=parameters or {},
                                cwd=str(ROOT), progress_bar=progress and not stream, kernel_name="python3",
-                               stderr_file=sys.stderr if stream else None)
+                               stderr_file=sys.stderr if stream else None, extra_arguments=KERNEL_ARGUMENTS)
     return out_path
 
 

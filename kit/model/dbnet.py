@@ -26,6 +26,7 @@ Head: probability and threshold branches (``kit.model.head``, shared with the PP
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from torch import nn
 from kit.errors import InputError
 from kit.model.config import DECODERS, INNER_CHANNELS, ModelConfig, ModelSettings
 from kit.model.head import branch, db_outputs, pad_to_multiple
-from kit.model.weights import WHEEL_WEIGHTS, encoder_state_dict, has_wheel_weights
+from kit.model.weights import WHEEL_WEIGHTS, encoder_state_dict, has_wheel_weights, hub_or_cache
 
 
 def default_levels(reductions: list[int]) -> tuple[int, ...]:
@@ -76,8 +77,9 @@ class DBNet(nn.Module):
             raise InputError(f"unknown decoder {config.decoder!r}; expected one of {DECODERS}")
         kwargs, weights, expected = _pretrained_source(config.arch, pretrained, pretrained_path)
         try:
-            self.encoder = timm.create_model(config.arch, features_only=True, pretrained=weights is not None,
-                                             **kwargs)
+            with hub_or_cache() if weights == "hub" else nullcontext():
+                self.encoder = timm.create_model(config.arch, features_only=True, pretrained=weights is not None,
+                                                 **kwargs)
         except RuntimeError as err:
             if "features_only" in str(err):
                 raise InputError(f"backbone {config.arch!r} does not support features_only: {err}") from None

@@ -17,7 +17,7 @@ the probability map (N, 1, H, W)) with ``onnx2torch`` after three graph rewrites
 The graph is then cut at the head: the final ``Sigmoid`` is dropped (the kit's loss takes
 logits) and the head's input, the fused neck features, becomes a second output, on which
 :class:`PPOCRDet` adds the threshold branch the export left out (the kit's DB head branch,
-randomly initialised). ``tests/test_ppocr.py`` proves the conversion: the torch map equals
+randomly initialised). ``tests/model/test_ppocr.py`` proves the conversion: the torch map equals
 ONNX Runtime's within 1e-4 on real receipts at several sizes.
 """
 

@@ -9,15 +9,19 @@ computes something else). :func:`wheel_state_dict` renames them by that order, c
 shape, and :class:`kit.model.DBNet` hands the result to timm's own pretrained loader
 (``pretrained_cfg_overlay={"state_dict": ...}``), so timm's loading rules and its
 ``pretrained_cfg`` (mean = std = 0.5 for these models) apply as for hub weights.
-``tests/test_weights.py`` proves the conversion against the reference implementation
+``tests/model/test_weights.py`` proves the conversion against the reference implementation
 (``efficientnet-lite-pytorch``) on real receipt images.
 """
 
 from __future__ import annotations
 
 import importlib
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
 
 import torch
 
@@ -101,3 +105,39 @@ def wheel_state_dict(arch: str) -> dict[str, torch.Tensor]:
 def encoder_state_dict(arch: str) -> dict[str, torch.Tensor]:
     """:func:`wheel_state_dict` without the classifier's head: what timm's ``features_only`` encoder holds."""
     return {k: v for k, v in wheel_state_dict(arch).items() if not k.startswith(HEAD)}
+
+
+#: Seconds the model hub has to accept a connection before the kit treats it as unreachable.
+HUB_PROBE_TIMEOUT = 3.0
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """Whether timm's model hub (huggingface_hub's endpoint) accepts a TCP connection within ``timeout`` seconds;
+    False in huggingface_hub's offline mode."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def hub_or_cache() -> Iterator[None]:
+    """Within: timm's hub downloads as usual where the hub answers, else from the local cache alone
+    (huggingface_hub's offline mode). Why: unreachable, huggingface_hub retries each file for about a minute
+    before failing; an offline machine should get the kit's answer in seconds."""
+    from huggingface_hub import constants
+
+    if hub_reachable():
+        yield
+        return
+    saved, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved

@@ -20,7 +20,7 @@ from kit.data.eda import word_table
 from kit.errors import InputError
 from kit.evaluation.cleval import DatasetResult, ImageResult, evaluate
 from kit.evaluation.cleval_files import polygons_by_image
-from kit.inference.ensemble import resolve_choice
+from kit.inference.candidates import resolve_choice
 from kit.inference.threshold_search import CachedMap, cache_maps, polygons_from_maps
 from kit.model.checkpoint import Checkpoint
 from kit.model.postprocess import PostprocessConfig

@@ -1,4 +1,5 @@
-"""Training presets, as plain data: the reports' four backbones and a CPU smoke test.
+"""Training presets, as plain data: the reports' four GPU recipes, and the CPU presets (``smoke``, the PP-OCR
+fine-tunes ``ppocr_cpu``, ``ppocr_cpu_v1`` and ``ppocr_synth``, and ``lite0_cpu``), each commented with why.
 
 The report presets are the runs as the reports describe them: Adam, lr 4.5e-4 (ConvNeXt-
 Small 4e-4), weight decay per backbone, cosine annealing T_max 20 to 8e-6, 20 epochs,

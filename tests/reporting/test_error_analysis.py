@@ -89,6 +89,7 @@ def test_comparison_reproduces_the_reports_derived_columns(tmp_path: Path) -> No
     assert paired.loc["hrnet", "val_to_test_noise"] == pytest.approx(band, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_measure_inference(tiny_checkpoint: Path) -> None:
     measured = measure_inference(tiny_checkpoint, size=96, repeats=2, device="cpu")
     weights_mb = count_parameters(Checkpoint.load(tiny_checkpoint).build_model()) * 4 / 2**20
@@ -159,6 +160,7 @@ def test_reproduce_smoke_runs_the_sequence(synth_dir: Path, tmp_path: Path) -> N
     assert (out / "submission.csv").is_file()
 
 
+@pytest.mark.slow
 def test_analyse_a_checkpoint_as_the_predictor_would(tiny_checkpoint: Path, synth_dir: Path) -> None:
     records = load_split(synth_dir, "val")[0]
     found = analysis.analyse(records, [tiny_checkpoint], thresh=0.5, progress=False)
@@ -182,6 +184,7 @@ def test_analyse_a_predictions_file(synth_dir: Path, tmp_path: Path) -> None:
         analysis.analyse(records)
 
 
+@pytest.mark.slow
 def test_diagnosis_reads_the_whole_run_not_the_best_checkpoint(tiny_checkpoint: Path, synth_dir: Path,
                                                               tmp_path: Path) -> None:
     """A best checkpoint holds the epochs up to itself; the run's metrics.csv has every epoch."""

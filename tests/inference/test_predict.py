@@ -99,6 +99,7 @@ def test_each_model_is_padded_as_it_was_validated() -> None:
         Predictor([PixelModel()], [160], PostprocessConfig(), pad_multiples=[None, 32])
 
 
+@pytest.mark.slow
 def test_checkpoints_carry_their_padding_to_both_backends(tiny_checkpoint: Path, tmp_path: Path) -> None:
     from kit.inference.onnx_backend import export_onnx
     from kit.training.config import resolve_config
@@ -117,6 +118,7 @@ def test_checkpoints_carry_their_padding_to_both_backends(tiny_checkpoint: Path,
     assert Predictor.load([exported]).pad_multiples == [32]
 
 
+@pytest.mark.slow
 def test_ensemble_of_one_model_is_that_model(tiny_checkpoint: Path, synth_dir: Path) -> None:
     image = read_image(load_split(synth_dir, "val")[0][0].path)
     single = Predictor.load([tiny_checkpoint], backend="torch")
@@ -132,6 +134,7 @@ def test_ensemble_of_one_model_is_that_model(tiny_checkpoint: Path, synth_dir: P
         Predictor.load([tiny_checkpoint], weights=[0.5, 0.5])
 
 
+@pytest.mark.slow
 def test_soup_of_identical_checkpoints_is_the_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
     soup = average_checkpoints([tiny_checkpoint, tiny_checkpoint, tiny_checkpoint], tmp_path / "soup.ckpt")
     original, souped = Checkpoint.load(tiny_checkpoint), Checkpoint.load(soup)
@@ -142,6 +145,7 @@ def test_soup_of_identical_checkpoints_is_the_checkpoint(tiny_checkpoint: Path, 
     assert souped.training_state is None and souped.model_config == original.model_config
 
 
+@pytest.mark.slow
 def test_soup_averages_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:
     original = Checkpoint.load(tiny_checkpoint)
     shifted = replace(original, weights={k: v + 1.0 if v.is_floating_point() else v
@@ -152,6 +156,7 @@ def test_soup_averages_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:
     torch.testing.assert_close(soup.weights[key], original.weights[key] + 0.5)
 
 
+@pytest.mark.slow
 def test_threshold_search_is_exact_and_returns_its_best(tiny_checkpoint: Path, synth_dir: Path) -> None:
     records = load_split(synth_dir, "val")[0]
     predictor = Predictor.load([tiny_checkpoint])

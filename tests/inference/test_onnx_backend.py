@@ -23,7 +23,7 @@ from kit.model.ppocr import bundled_onnx_path
 from kit.paths import ROOT
 from kit.training.config import resolve_config
 from kit.training.run import zero_shot_checkpoint
-from tests.test_ppocr import onnx_runtime_map
+from tests.model.test_ppocr import onnx_runtime_map
 
 
 def _max_map_difference(checkpoint: Checkpoint, records: list, sizes: tuple[int, ...]) -> float:
@@ -43,6 +43,7 @@ def _max_map_difference(checkpoint: Checkpoint, records: list, sizes: tuple[int,
     return worst
 
 
+@pytest.mark.slow
 def test_a_dbnet_exports_with_its_settings_and_equal_maps(tiny_checkpoint: Path, synth_dir: Path) -> None:
     checkpoint = Checkpoint.load(tiny_checkpoint)
     records = load_split(synth_dir, "val")[0][:2]
@@ -92,6 +93,7 @@ def test_the_ppocr_detector_on_sroie_receipts(sroie_dir: Path) -> None:
         assert float(np.abs(exported(tensor)["prob"].numpy() - wheel).max()) == 0.0
 
 
+@pytest.mark.slow
 def test_both_backends_score_alike_with_an_ensemble_and_tta(tiny_checkpoint: Path, synth_dir: Path,
                                                             tmp_path: Path) -> None:
     records = load_split(synth_dir, "val")[0]
@@ -111,6 +113,7 @@ def test_both_backends_score_alike_with_an_ensemble_and_tta(tiny_checkpoint: Pat
     assert abs(scores["ort"] - scores["torch"]) < 1e-3 and abs(scores["file"] - scores["torch"]) < 1e-3
 
 
+@pytest.mark.slow
 def test_auto_runs_onnxruntime_for_fp32_on_a_cpu_and_exports_each_checkpoint_once(
         tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import kit.inference.onnx_backend as backend
@@ -132,6 +135,7 @@ def test_auto_runs_onnxruntime_for_fp32_on_a_cpu_and_exports_each_checkpoint_onc
     assert isinstance(Predictor.load([tiny_checkpoint], backend="torch").models[0], torch.nn.Module)
 
 
+@pytest.mark.slow
 def test_export_refuses_to_overwrite_and_foreign_files_are_named(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = export_onnx(tiny_checkpoint, tmp_path / "m.onnx")
     before = out.read_bytes()
@@ -147,6 +151,7 @@ def test_export_refuses_to_overwrite_and_foreign_files_are_named(tiny_checkpoint
         Predictor.load([tiny_checkpoint], backend="tensorrt")
 
 
+@pytest.mark.slow
 def test_export_and_predict_on_the_command_line(tiny_checkpoint: Path, synth_dir: Path, tmp_path: Path) -> None:
     def kit(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "kit", *args], capture_output=True, text=True, cwd=ROOT)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kit.data.annotations import load_split
-from kit.inference.ensemble import (
+from kit.inference.candidates import (
     Choice,
     candidates,
     compare_candidates,
@@ -22,6 +22,7 @@ from kit.model.checkpoint import Checkpoint
 from kit.paths import ROOT
 
 
+@pytest.mark.slow
 def test_candidates_cover_singles_soup_ensemble_hybrid_and_tta(tiny_checkpoint: Path, tmp_path: Path) -> None:
     choices = candidates([tiny_checkpoint, tiny_checkpoint.parent / "last.ckpt"], hybrid=[tiny_checkpoint],
                          tta="hflip", soup_path=tmp_path / "soup.ckpt")
@@ -33,6 +34,7 @@ def test_candidates_cover_singles_soup_ensemble_hybrid_and_tta(tiny_checkpoint: 
     assert [c.name for c in candidates([tiny_checkpoint], tta="")] == [f"single: tiny/{tiny_checkpoint.name}"]
 
 
+@pytest.mark.slow
 def test_compare_then_tune_then_save_the_choice(tiny_checkpoint: Path, synth_dir: Path, tmp_path: Path) -> None:
     records = load_split(synth_dir, "val")[0]
     choices = candidates([tiny_checkpoint], tta="hflip")
@@ -57,12 +59,14 @@ def test_compare_then_tune_then_save_the_choice(tiny_checkpoint: Path, synth_dir
         search.iloc[0]["hmean"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_saved_choice_is_portable(tiny_checkpoint: Path, tmp_path: Path) -> None:
     inside = ROOT / "outputs" / "ensemble" / "soup.ckpt"
     saved = Choice("two", [str(inside), str(tiny_checkpoint)]).save(tmp_path / "choice.json")
     assert json.loads(saved.read_text())["checkpoints"] == ["outputs/ensemble/soup.ckpt", str(tiny_checkpoint)]
 
 
+@pytest.mark.slow
 def test_resolve_choice_prefers_given_checkpoints_and_applies_overrides(tiny_checkpoint: Path, tmp_path: Path) -> None:
     saved = Choice("ensemble", [str(tiny_checkpoint)] * 2, [0.3, 0.7], "hflip", {"thresh": 0.4, "box_thresh": 0.6})
     path = saved.save(tmp_path / "choice.json")
@@ -80,6 +84,7 @@ def test_resolve_choice_prefers_given_checkpoints_and_applies_overrides(tiny_che
         resolve_choice(tmp_path / "bad.json")
 
 
+@pytest.mark.slow
 def test_a_choice_keeps_its_backend_and_older_files_run_on_the_default(tiny_checkpoint: Path, tmp_path: Path) -> None:
     on_ort = candidates([tiny_checkpoint, tiny_checkpoint.parent / "last.ckpt"], backend="onnxruntime")
     assert {c.backend for c in on_ort} == {"onnxruntime"}
@@ -92,6 +97,7 @@ def test_a_choice_keeps_its_backend_and_older_files_run_on_the_default(tiny_chec
     assert resolve_choice(tmp_path / "old.json", backend="torch").backend == "torch"
 
 
+@pytest.mark.slow
 def test_a_baseline_is_found_by_part_of_its_name(tiny_checkpoint: Path) -> None:
     choices = candidates([tiny_checkpoint, tiny_checkpoint.parent / "last.ckpt"], tta="")
     assert find_candidate(choices, "last.ckpt").name == "single: tiny/last.ckpt"

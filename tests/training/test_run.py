@@ -1,10 +1,9 @@
-"""The training loop: presets, schedules, progressive resolution, early stopping, checkpoints, resume, EMA and
-PaddleOCR's options (per-step warm-up, lr groups, dynamic shrink ratio)."""
+"""A training run: progressive resolution, early stopping, checkpoints, resume, EMA, freezing, errors, zero-shot
+checkpoints. Every test here trains."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -13,134 +12,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import default_collate
 
 import kit.training.loop as loop_module
 import kit.training.run as run_module
-from kit.data.dataset import TextDetectionDataset
 from kit.model.checkpoint import Checkpoint
-from kit.model.factory import build_model
 from kit.paths import ROOT
-from kit.runtime import Runtime
 from kit.training.config import (
-    TrainConfig,
     config_for,
-    merge_settings,
     resolve_config,
-    shrink_ratio_for_epoch,
-    size_for_epoch,
-    steps_per_epoch,
 )
-from kit.training.loop import batch_loss, build_optimizer, checkpoint_name, model_for, parameter_groups
-from kit.training.presets import PRESETS
-from kit.training.run import load_records, train, zero_shot_checkpoint
-from kit.training.teacher import Teacher, distilled_targets
+from kit.training.loop import checkpoint_name, model_for
+from kit.training.run import train, zero_shot_checkpoint
+from tests.training.helpers import tiny
 
-
-def tiny(synth_dir: Path, tmp_path: Path, **overrides) -> TrainConfig:
-    """A run that takes seconds on a CPU."""
-    settings = dict(data_dir=str(synth_dir), epochs=3, batch_size=2, max_train_images=4, max_val_images=2,
-                    schedule=[[0, 128], [2, 160]], num_workers=0, output_dir=str(tmp_path), lr=1e-3)
-    return resolve_config("smoke", **{**settings, **overrides})
-
-
-def test_report_presets_are_the_reports_recipes() -> None:
-    wd = {"efficientnet_b3": 8.5e-5, "convnext_tiny": 8.5e-5, "convnext_small": 1.2e-4, "hrnet_w44": 8.2e-5}
-    for arch, decay in wd.items():
-        config = resolve_config(arch)
-        assert (config.arch, config.weight_decay, config.optimizer) == (arch, decay, "adam")
-        assert config.lr == (4e-4 if arch == "convnext_small" else 4.5e-4)
-        assert (config.t_max, config.eta_min, config.epochs, config.patience, config.batch_size) == (20, 8e-6, 20, 5, 8)
-        assert config.precision == "fp32" and config.schedule == [[0, 640], [4, 960]] and config.pretrained
-    assert set(PRESETS) >= {"smoke", *wd}
-
-
-def test_overrides_nested_settings_and_errors() -> None:
-    config = resolve_config("hrnet_w44", lr=1e-3, epochs=None, postprocess={"thresh": 0.25}, fold=0)
-    assert (config.lr, config.epochs, config.postprocess.thresh, config.postprocess.box_thresh) == (1e-3, 20, 0.25, 0.4)
-    with pytest.raises(ValueError, match="unknown setting"):
-        resolve_config("hrnet_w44", learning_rate=1e-3)
-    with pytest.raises(ValueError, match="unknown preset 'hrnet'"):
-        resolve_config("hrnet")
-    with pytest.raises(ValueError, match="precision"):
-        resolve_config(precision="fp8")
-
-
-def test_folds_hold_out_train_images_optionally_with_val(synth_dir: Path, tmp_path: Path) -> None:
-    train, held, _ = load_records(resolve_config(data_dir=str(synth_dir), fold=1, n_folds=3,
-                                                    output_dir=str(tmp_path)), announce=False)
-    names = {r.name for r in train + held}
-    assert len(names) == 6 and all(n.startswith("synth_train") for n in names) and len(held) == 2
-    train, held, _ = load_records(resolve_config(data_dir=str(synth_dir), fold=0, n_folds=3,
-                                                    folds_include_val=True, output_dir=str(tmp_path)), announce=False)
-    assert len(train) + len(held) == 9 and len(held) == 3
-    assert (tmp_path / "folds" / f"{synth_dir.name}+val-k3-s42.json").is_file()
-
-
-def test_cosine_schedule_per_epoch_matches_the_preset() -> None:
-    config = resolve_config("hrnet_w44")
-    optimizer, scheduler = build_optimizer(torch.nn.Linear(2, 2), config)
-    for epoch in range(config.epochs):
-        expected = config.eta_min + (config.lr - config.eta_min) * (1 + math.cos(math.pi * epoch / config.t_max)) / 2
-        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-9)
-        assert optimizer.param_groups[0]["weight_decay"] == 8.2e-5
-        optimizer.step()
-        scheduler.step()
-    warm_opt, warm = build_optimizer(torch.nn.Linear(2, 2), resolve_config("hrnet_w44", warmup_epochs=2))
-    lrs = []
-    for _ in range(4):
-        lrs.append(warm_opt.param_groups[0]["lr"])
-        warm_opt.step()
-        warm.step()
-    assert lrs[0] == pytest.approx(4.5e-4 / 3) and lrs[1] == pytest.approx(4.5e-4 * 2 / 3)
-    assert lrs[2] == pytest.approx(4.5e-4)
-
-
-class Pretrained(torch.nn.Module):
-    """A model with a pretrained part, as DBNet and PPOCRDet have."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pretrained_part, self.head = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
-
-
-def test_per_step_warmup_and_cosine_and_the_pretrained_lr_group() -> None:
-    config = resolve_config("ppocr_cpu", lr=1e-3, eta_min=0.0, t_max=2, warmup_epochs=1, lr_interval="step",
-                            pretrained_lr_scale=0.1)
-    model = Pretrained()
-    optimizer, scheduler = build_optimizer(model, config, steps=4)
-    new, pretrained = optimizer.param_groups
-    assert [id(p) for p in new["params"]] == [id(p) for p in model.head.parameters()]
-    assert [id(p) for p in pretrained["params"]] == [id(p) for p in model.pretrained_part.parameters()]
-    lrs = []
-    for _ in range(12):
-        lrs.append((new["lr"], pretrained["lr"]))
-        optimizer.step()
-        scheduler.step()
-    # warm-up over the first epoch's 4 steps from lr / 5, then cosine over t_max x 4 = 8 steps
-    assert [a for a, _ in lrs[:5]] == pytest.approx([1e-3 * k / 5 for k in (1, 2, 3, 4)] + [1e-3])
-    assert [a for a, _ in lrs[4:]] == pytest.approx([1e-3 * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(8)])
-    assert all(b == pytest.approx(a * 0.1) for a, b in lrs)
-    assert len(build_optimizer(model, resolve_config())[0].param_groups) == 1  # scale 1: one group
-    assert steps_per_epoch(resolve_config(batch_size=4, grad_accum=2), 17) == 3
-    assert steps_per_epoch(resolve_config(batch_size=4), 17, world=2) == 3
-
-
-def test_dbnet_pretrained_group_is_its_encoder() -> None:
-    model = build_model("resnet18")
-    new, encoder = parameter_groups(model, resolve_config(pretrained_lr_scale=0.5))
-    assert {id(p) for p in encoder["params"]} == {id(p) for p in model.encoder.parameters()}
-    assert len(new["params"]) + len(encoder["params"]) == len(list(model.parameters()))
-
-
-def test_new_settings_are_validated_and_the_shrink_ratio_rises() -> None:
-    for bad in ({"lr_interval": "batch"}, {"pretrained_lr_scale": 0.0}, {"ema_decay": 1.0},
-                {"shrink_ratio_end": 1.2}):
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            resolve_config(**bad)
-    rising = resolve_config(epochs=5, targets={"shrink_ratio": 0.4}, shrink_ratio_end=0.6)
-    assert [shrink_ratio_for_epoch(rising, e) for e in range(5)] == pytest.approx([0.4, 0.45, 0.5, 0.55, 0.6])
-    assert shrink_ratio_for_epoch(resolve_config(targets={"shrink_ratio": 0.5}), 3) == 0.5
+pytestmark = pytest.mark.slow
 
 
 def test_ema_weights_are_validated_and_saved_beside_the_trained_ones(synth_dir: Path, tmp_path: Path,
@@ -164,12 +49,6 @@ def test_ema_weights_are_validated_and_saved_beside_the_trained_ones(synth_dir: 
     assert set(trained) == set(last.weights)
     assert not torch.equal(last.weights["prob_head.0.weight"], trained["prob_head.0.weight"])
     assert set(trained) == set(last.weights)
-
-
-def test_resolution_schedule() -> None:
-    assert [size_for_epoch([[0, 640], [4, 960]], e) for e in range(6)] == [640] * 4 + [960] * 2
-    three = [[0, 640], [3, 800], [6, 960]]
-    assert [size_for_epoch(three, e) for e in (0, 2, 3, 5, 6, 19)] == [640, 640, 800, 800, 960, 960]
 
 
 def test_batches_really_change_resolution_and_runs_are_recorded(synth_dir: Path, tmp_path: Path,
@@ -370,104 +249,3 @@ def test_zero_shot_checkpoint_needs_pretrained_weights_and_keeps_the_preset_post
     with pytest.raises(ValueError, match="ppocr_det is one graph"):
         resolve_config("ppocr_cpu", freeze_levels=1)
 
-
-def test_merge_settings_refuses_a_setting_given_twice() -> None:
-    assert merge_settings({"arch": "resnet18", "lr": None}, {"lr": 1e-3}) == {"arch": "resnet18", "lr": 1e-3}
-    with pytest.raises(ValueError, match=r"\['arch'\] set both"):
-        merge_settings({"arch": "resnet18"}, {"arch": "hrnet_w44"})
-
-
-@pytest.mark.parametrize(("settings", "tolerance"), [
-    ({"channels_last": True}, 1e-4),  # another convolution algorithm: float32 sums in another order
-    ({"precision": "bf16"}, 3e-2),  # bf16 keeps 8 bits of mantissa: the loss moves by about a percent
-    pytest.param({"compile": True}, 1e-4, marks=pytest.mark.slow),  # inductor compiles C++ for the CPU: a minute
-])
-def test_gpu_options_give_the_same_loss_on_a_fixed_batch(synth_dir: Path, settings: dict,
-                                                         tolerance: float) -> None:
-    """What a GPU run switches on (channels_last, bf16 autocast, torch.compile) computes the loss fp32 eager
-    computes, on the same batch and weights (relative difference), checked here on the CPU."""
-    base = resolve_config("smoke", data_dir=str(synth_dir))
-    torch.manual_seed(0)
-    model = model_for(base).train()
-    records = load_records(base, announce=False)[0][:2]
-    dataset = TextDetectionDataset(records, 640, None, base.targets, model.config.mean, model.config.std)
-    batch = default_collate([dataset[0], dataset[1]])
-    assert batch["gt"].sum() > 0  # 640 px: the Korean receipts' words are positives, not don't-care
-    runtime = Runtime(torch.device("cpu"))
-    with torch.no_grad():
-        reference = batch_loss(model, batch, base, runtime)
-        option = resolve_config("smoke", data_dir=str(synth_dir), **settings)
-        if option.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        forward = torch.compile(model) if option.compile else model
-        losses = batch_loss(forward, batch, option, runtime)
-    for part, value in reference.items():
-        assert abs(float(losses[part]) - float(value)) <= tolerance * abs(float(value)) + 1e-6, part
-
-
-def test_distilled_targets_keep_the_teachers_kernels_inside_labelled_words_only() -> None:
-    gt = torch.zeros(1, 1, 4, 6)
-    gt[..., 1, 1] = 1.0  # a word the teacher misses keeps the dataset's kernel
-    region = torch.zeros(1, 1, 4, 6)
-    region[..., :, :3] = 1.0  # the labelled words' dilated polygons
-    teacher = torch.zeros(1, 1, 4, 6)
-    teacher[..., 2, :] = torch.tensor([0.9, 0.31, 0.3, 0.9, 0.9, 0.9])  # fires across a labelled and an unlabelled word
-    out = distilled_targets(gt, region, teacher, 0.3)
-    expected = torch.zeros(1, 1, 4, 6)
-    expected[..., 1, 1] = 1.0
-    expected[..., 2, :2] = 1.0  # above 0.3 and labelled; the unlabelled text (columns 3-5) becomes negative
-    assert torch.equal(out, expected)
-
-
-def test_a_teacher_sees_the_batch_in_its_own_normalisation(tiny_checkpoint: Path) -> None:
-    student = build_model("ppocr_det", pretrained=True)  # mean = std = 0.5
-    teacher = Teacher(Checkpoint.load(tiny_checkpoint).build_model(), 0.3, student.config.mean, student.config.std)
-    pixels = torch.rand(1, 3, 8, 8)
-    as_student = (pixels - 0.5) / 0.5
-    own = teacher.model.config
-    as_teacher = (pixels - torch.tensor(own.mean).view(1, 3, 1, 1)) / torch.tensor(own.std).view(1, 3, 1, 1)
-    assert own.mean != student.config.mean
-    assert torch.allclose(as_student * teacher.scale + teacher.shift, as_teacher, atol=1e-6)
-
-
-def test_teacher_settings_are_validated(synth_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="teacher='start' distils the run's own pretrained detector"):
-        resolve_config("smoke", teacher="start")
-    with pytest.raises(ValueError, match="teacher_thresh"):
-        resolve_config("ppocr_cpu", teacher="start", teacher_thresh=1.0)
-    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*absent.ckpt"):
-        train(tiny(synth_dir, tmp_path, teacher=str(tmp_path / "absent.ckpt"), run_name="no-teacher"), progress=False)
-    assert not (tmp_path / "no-teacher").exists()
-
-
-def test_a_run_with_a_teacher_learns_the_teachers_labelled_kernels(synth_dir: Path, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """teacher='start': every step's loss sees the dataset's kernels united with zero-shot PP-OCR's map (> 0.3)
-    inside the labelled regions, computed here independently from the batch the loss received."""
-    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    real_loss = loop_module.db_loss
-
-    def recording_loss(outputs, batch, config=None):
-        seen.append((batch["image"].clone(), batch["gt"].clone(), batch["thresh_mask"].clone()))
-        return real_loss(outputs, batch, config)
-
-    real_targets = Teacher.targets
-    originals: list[torch.Tensor] = []
-
-    def keep_original(self, batch):
-        originals.append(batch["gt"].clone())
-        return real_targets(self, batch)
-
-    monkeypatch.setattr(loop_module, "db_loss", recording_loss)
-    monkeypatch.setattr(Teacher, "targets", keep_original)
-    config = tiny(synth_dir, tmp_path, arch="ppocr_det", pretrained=True, thresh_branch=False, teacher="start",
-                  epochs=1, schedule=[[0, 640]], run_name="distil")
-    train(config, progress=False)
-    zero_shot = build_model("ppocr_det", pretrained=True).eval()
-    grown = 0.0
-    for (image, gt, region), original in zip(seen, originals, strict=True):
-        with torch.no_grad():
-            prob = zero_shot(image)["prob"]
-        assert torch.equal(gt, torch.maximum(original, ((prob > 0.3) & (region > 0)).float()))
-        grown += float(gt.sum() - original.sum())
-    assert len(seen) == 2 and grown > 0  # the teacher's kernels are wider than the targets' at shrink 0.4

@@ -154,6 +154,7 @@ def test_submission_arguments_are_checked_first(argv: list[str], message: str) -
     assert run.returncode != 0 and message in run.stderr
 
 
+@pytest.mark.slow
 def test_predict_writes_the_checked_csv_in_the_test_order(tiny_checkpoint: Path, synth_dir: Path,
                                                          tmp_path: Path) -> None:
     test_json = synth_dir / "jsons" / "test.json"

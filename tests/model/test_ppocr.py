@@ -154,6 +154,7 @@ def test_zero_shot_finds_synthetic_receipt_text(detector: torch.nn.Module, synth
     assert result.hmean > 0.6
 
 
+@pytest.mark.slow
 def test_fine_tune_checkpoint_hybrid_and_soup(synth_dir: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """One CPU epoch of the pretrained detector with the kit's loop, then the whole downstream."""
     config = resolve_config("ppocr_synth", data_dir=str(synth_dir), epochs=1, max_train_images=2, max_val_images=2,

@@ -71,6 +71,7 @@ def test_a_search_refuses_settings_the_kit_does_not_know_before_any_trial() -> N
         main(["search", "--study", "s", "--param", "lr=log:1e-5:1e-3", "--trials", "0"])
 
 
+@pytest.mark.slow
 def test_the_epoch_callback_sees_each_epoch_and_can_end_the_run(synth_dir: Path, tmp_path: Path) -> None:
     seen: list[dict] = []
     config = resolve_config("smoke", **tiny(synth_dir, epochs=3), output_dir=str(tmp_path), run_name="cb")

@@ -1,5 +1,5 @@
 """Notebook 03's error browser, driven from Python as a person's clicks would drive it (the browser test in
-tests/test_jupyterlab.py shows it rendering in JupyterLab)."""
+tests/integration/test_jupyterlab.py shows it rendering in JupyterLab)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from kit.evaluation.cleval import evaluate
 from kit.reporting.browser import FOCUS_COLOR, LAYERS, ErrorBrowser, image_order, render, report_html, word_report, zoom
 from kit.reporting.error_analysis import ErrorAnalysis
 from kit.reporting.viz import ERROR_COLORS, PRED_COLOR
-from tests.test_analysis import GT, PRED, box
+from tests.reporting.test_error_analysis import GT, PRED, box
 
 
 @pytest.fixture

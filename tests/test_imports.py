@@ -97,3 +97,22 @@ def test_room_packages_import_no_torch() -> None:
         init = KIT / Path(*room.split(".")[1:]) / "__init__.py"
         body = ast.parse(init.read_text()).body
         assert len(body) == 1 and isinstance(body[0], ast.Expr), f"{init} should hold its one-line docstring only"
+
+
+def test_no_architecture_name_is_tested_outside_the_model_room() -> None:
+    """What a model family needs is asked of :func:`kit.model.family.family_of`; code outside ``kit/model`` never
+    compares an architecture with a detector's name (a second PP-OCR detector must be one registry entry)."""
+    from kit.model.family import NAMED
+
+    tested = []
+    for path in KIT.rglob("*.py"):
+        if KIT / "model" in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                for operand in operands:
+                    values = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+                    if any(isinstance(v, ast.Constant) and v.value in NAMED for v in values):
+                        tested.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not tested, f"architecture names tested outside kit/model (ask family_of instead): {tested}"

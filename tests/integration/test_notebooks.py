@@ -13,7 +13,7 @@ import pytest
 from kit.data.annotations import load_split
 from kit.evaluation.leaderboard import check_submission
 from kit.experiments.pipeline import NOTEBOOK_DIR, check_parameters, run_notebook
-from kit.inference.ensemble import Choice
+from kit.inference.candidates import Choice
 from kit.model.checkpoint import Checkpoint
 
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
@@ -99,10 +99,12 @@ def check_outputs(name: str, text: str, out: Path, synth_dir: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_runs_headless(name: str, synth_dir: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_runs_headless(name: str, synth_dir: Path, tiny_checkpoint: Path, tmp_path: Path,
+                       capfd: pytest.CaptureFixture[str]) -> None:
     params = tiny_parameters(synth_dir, tmp_path, tiny_checkpoint)
     assert name in params, f"{name}: add tiny CI parameters for it here"
     check_outputs(name, shown_text(run_notebook(name, tmp_path, params[name], progress=False)), tmp_path, synth_dir)
+    assert "without encryption" not in capfd.readouterr().err  # the kernel's start-up notes are not the user's
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from kit.model.checkpoint import Checkpoint
 from kit.training.loop import EarlyStopping
 
 
+@pytest.mark.slow
 def test_round_trip_keeps_every_field(tiny_checkpoint: Path, tmp_path: Path) -> None:
     original = Checkpoint.load(tiny_checkpoint)
     copy = Checkpoint.load(original.save(tmp_path / "copy.ckpt"))
@@ -23,6 +24,7 @@ def test_round_trip_keeps_every_field(tiny_checkpoint: Path, tmp_path: Path) -> 
         torch.testing.assert_close(copy.weights[key], value, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_checkpoints_written_before_the_typed_format_still_load(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """The format-1 layout (weights under ``model``, the training state at top level), as the kit wrote it before."""
     new = Checkpoint.load(tiny_checkpoint)
@@ -60,6 +62,7 @@ class Payload:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.slow
 def test_loading_never_runs_code_from_the_file(tiny_checkpoint: Path, tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     real = Checkpoint.load(tiny_checkpoint)
@@ -71,6 +74,7 @@ def test_loading_never_runs_code_from_the_file(tiny_checkpoint: Path, tmp_path: 
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_truncated_or_corrupt_checkpoint_is_an_error_naming_it(tiny_checkpoint: Path, tmp_path: Path) -> None:
     data = tiny_checkpoint.read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
@@ -80,6 +84,7 @@ def test_a_truncated_or_corrupt_checkpoint_is_an_error_naming_it(tiny_checkpoint
             Checkpoint.load(tmp_path / name)
 
 
+@pytest.mark.slow
 def test_a_save_killed_midway_leaves_the_previous_file(tiny_checkpoint: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     checkpoint = Checkpoint.load(tiny_checkpoint)

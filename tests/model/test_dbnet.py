@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,29 @@ def test_weights_that_cannot_be_fetched_say_what_to_do(monkeypatch: pytest.Monke
     monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(FileNotFoundError, match=r"'hrnet_w44' could not be fetched.*pretrained_path.*ppocr_det"):
         build_model("hrnet_w44", pretrained=True)
+
+
+@pytest.mark.parametrize("reachable", [False, True])
+def test_an_unreachable_hub_is_asked_nothing_and_the_cache_alone_is_tried(reachable: bool,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, huggingface_hub would retry each file for about a minute: the kit probes the hub once and, with no
+    answer, lets timm look in the local cache only (huggingface_hub's offline mode, restored afterwards)."""
+    from huggingface_hub import constants
+
+    def connect(*args, **kwargs):
+        if not reachable:
+            raise OSError("[Errno -2] Name or service not known")
+        return contextlib.nullcontext()
+
+    seen = []
+
+    def create_model(name, **kwargs):
+        seen.append(constants.HF_HUB_OFFLINE)
+        raise LocalEntryNotFoundError("cannot find the requested files in the local cache")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "create_connection", connect)
+    monkeypatch.setattr(timm, "create_model", create_model)
+    with pytest.raises(FileNotFoundError, match="'hrnet_w44' could not be fetched"):
+        build_model("hrnet_w44", pretrained=True)
+    assert seen == [not reachable] and constants.HF_HUB_OFFLINE is False
