@@ -102,7 +102,7 @@ def test_room_packages_import_no_torch() -> None:
 def test_no_architecture_name_is_tested_outside_the_model_room() -> None:
     """What a model family needs is asked of :func:`kit.model.family.family_of`; code outside ``kit/model`` never
     compares an architecture with a detector's name (a second PP-OCR detector must be one registry entry)."""
-    from kit.model.family import NAMED
+    from kit.model.family import detector_names
 
     tested = []
     for path in KIT.rglob("*.py"):
@@ -113,6 +113,6 @@ def test_no_architecture_name_is_tested_outside_the_model_room() -> None:
                 operands = [node.left, *node.comparators]
                 for operand in operands:
                     values = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
-                    if any(isinstance(v, ast.Constant) and v.value in NAMED for v in values):
+                    if any(isinstance(v, ast.Constant) and v.value in detector_names() for v in values):
                         tested.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not tested, f"architecture names tested outside kit/model (ask family_of instead): {tested}"

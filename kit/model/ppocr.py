@@ -63,8 +63,8 @@ class BundledDetector:
         return self.package.replace("-", "_")
 
 
-#: The pretrained PP-OCR detectors the kit builds by name (``build_model(NAME, pretrained=True)``): a second
-#: detector is a second entry here (and its name's entry in :data:`kit.model.family.FAMILIES`).
+#: The pretrained PP-OCR detectors the kit builds by name (``build_model(NAME, pretrained=True)``, ``-p arch NAME``):
+#: a second detector is a second entry here, and nothing else.
 DETECTORS: dict[str, BundledDetector] = {
     "ppocr_det": BundledDetector("rapidocr", "3.10.0", "models/PP-OCRv6_det_small.onnx"),
 }

@@ -11,7 +11,7 @@ from kit.data.dataset import AugConfig
 from kit.data.targets import TargetConfig
 from kit.errors import InputError
 from kit.model.config import ModelSettings
-from kit.model.family import NAMED, family_of
+from kit.model.family import detector_names, family_of
 from kit.model.loss import LossConfig
 from kit.model.postprocess import PostprocessConfig
 from kit.runtime import PRECISIONS
@@ -122,8 +122,8 @@ class TrainConfig(ModelSettings):
         pretrained = self.pretrained or self.pretrained_path
         if self.teacher == TEACHER_START and not (family.detects_zero_shot and pretrained):
             raise InputError(f"teacher={TEACHER_START!r} distils the run's own pretrained detector, which only a "
-                             f"pretrained detector ({', '.join(NAMED)}) has (a timm DBNet's new head detects "
-                             "nothing); give a checkpoint file as the teacher instead")
+                             f"pretrained detector ({', '.join(detector_names())}) has (a timm DBNet's new head "
+                             "detects nothing); give a checkpoint file as the teacher instead")
         if not 0.0 < self.teacher_thresh < 1.0:
             raise InputError(f"teacher_thresh must be in (0, 1), got {self.teacher_thresh}")
         if not self.schedule or self.schedule[0][0] != 0:
