@@ -47,7 +47,7 @@ def measure(name: str, settings: dict, batch: dict, steps: int, runtime: Runtime
 
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = batch_loss(forward, batch, config, runtime)["loss"]
+        loss = batch_loss(forward, batch, config, runtime)["total"]
         loss.backward()
         optimizer.step()
         return float(loss.detach())
