@@ -32,8 +32,7 @@ class Architecture:
     def __post_init__(self) -> None:
         if self.inner_channels < 4 or self.inner_channels % 4:
             raise InputError(f"inner_channels must be a positive multiple of 4, got {self.inner_channels}")
-        if self.levels is not None:
-            self.levels = tuple(self.levels)
+        self.levels = tuple(self.levels) if self.levels else None  # an empty list, as a setting gives it: the default
 
 
 @dataclass

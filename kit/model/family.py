@@ -48,8 +48,8 @@ class Family:
     source_graph: Callable[[ModelConfig, dict[str, torch.Tensor]], Any] | None = None
 
 
-TIMM_DBNET = Family("timm DBNet", build=dbnet.build, rebuild=lambda config, pretrained: dbnet.DBNet(config, pretrained),
-                    stride=None, freezable=True, detects_zero_shot=False, graph_from_file=False)
+TIMM_DBNET = Family("timm DBNet", build=dbnet.build, rebuild=dbnet.DBNet, stride=None, freezable=True,
+                    detects_zero_shot=False, graph_from_file=False)
 PPOCR = Family("PaddleOCR DB detector", build=ppocr.build, rebuild=ppocr.PPOCRDet, stride=ppocr.STRIDE,
                freezable=False, detects_zero_shot=True, graph_from_file=True, source_graph=ppocr.source_graph)
 #: The families whose members are built by name, each with its table of members.
