@@ -29,10 +29,9 @@ def machine_and_command(module: str) -> str:
 
 def markdown(table: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     """A results table in Markdown (those of ``columns`` it has): floats to 4 places."""
-    columns = [c for c in columns if c in table]
-    return ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |",
-            *("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r) + " |"
-              for r in table[columns].itertuples(index=False))]
+    from kit.reporting.compare import markdown_table  # deferred: the bench package itself stays light
+
+    return markdown_table(table, columns)
 
 
 def best_of(runs: int, work: Callable[[], object]) -> float:

@@ -34,6 +34,8 @@ from kit.training.presets import PRESETS, REPORT_PRESETS
 EPILOG = """A user error (a missing file, an unknown name, a value that does not parse) is one line starting
 with "error:" and exit status 2, reported before any slow work starts; --debug or KIT_DEBUG=1 shows the
 traceback."""
+#: kit.experiments.zoo.PREFIX (that module imports torch): ``--ckpt zoo:NAME`` is zoo member NAME zero-shot.
+ZOO_PREFIX = "zoo:"
 #: kit.runtime.PRECISIONS' names (that module imports torch).
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
 #: kit.inference.predict.BACKENDS' names, kit.data.synth.LANGUAGES' and kit.experiments.search's SAMPLERS and
@@ -219,6 +221,10 @@ def _check_export(args: argparse.Namespace) -> None:
 def _check_predict(args: argparse.Namespace) -> None:
     if not (args.out or args.csv):
         raise InputError("give --out PRED.json, --csv OUT.csv or both: where the predictions go")
+    if any(c.startswith(ZOO_PREFIX) for c in args.ckpt):
+        from kit.experiments.zoo import resolve  # deferred: writing a zoo checkpoint imports torch
+
+        args.ckpt = resolve(args.ckpt)
     args.ckpt = [str(p) for p in expand_checkpoints(args.ckpt)]
     if not project_path(args.images).is_dir():
         raise NotADirectoryError(f"image folder {args.images} not found")
@@ -227,6 +233,25 @@ def _check_predict(args: argparse.Namespace) -> None:
     if args.weights is not None and len(args.weights) != len(args.ckpt):
         raise InputError(f"--weights gives {len(args.weights)} weights for {len(args.ckpt)} checkpoints")
     parse_tta(args.tta)
+
+
+def _zoo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=COMPETITION_DIR, type=Path,
+                   help="a folder in the competition layout (default data/receipts, else the synthetic receipts)")
+    p.add_argument("--split", default="val", help="the split to score (default val)")
+    p.add_argument("--max-images", type=int, default=None, help="the first N images only (default: all)")
+    p.add_argument("--members", type=lambda text: [n for n in text.split(",") if n], default=None,
+                   help="comma-separated zoo members (default: all; one not installed gets a row saying how)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="where the detectors run (auto: ONNX Runtime on a CPU, torch on a GPU)")
+    p.add_argument("--out", type=Path, default=OUTPUTS / "zoo",
+                   help="the folder for zoo_DATASET_SPLIT.csv and .md (default outputs/zoo)")
+
+
+def _check_zoo(args: argparse.Namespace) -> None:
+    _check_data_folder(args.data_dir)
+    if args.max_images is not None and args.max_images < 1:
+        raise InputError("--max-images must be 1 or more")
 
 
 def _metric(p: argparse.ArgumentParser) -> None:
@@ -368,6 +393,8 @@ COMMANDS: dict[str, Command] = {
                      "train DBNet with a preset (report recipes, CPU presets), resume a run", _train, _check_train),
     "pretrained": Command("kit.training.run:pretrained_command", "save a pretrained detector untrained as a checkpoint "
                           "(zero-shot), for notebooks 03-05 and ensembles", _pretrained, _check_pretrained),
+    "zoo": Command("kit.experiments.zoo:command", "score every pretrained detector a wheel ships (the zoo) zero-shot "
+                   "on one split: CLEval, ms per image, paired intervals against the best", _zoo, _check_zoo),
     "predict": Command("kit.inference.predict:command",
                        "predict word polygons for a folder of images: checkpoints, ensembles, TTA",
                        _predict, _check_predict),

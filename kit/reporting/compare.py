@@ -34,6 +34,20 @@ from kit.reporting.viz import plot_paired
 SCORES_CSV = OUTPUTS / "scores.csv"
 
 
+def markdown_table(table: pd.DataFrame, columns: Sequence[str] | None = None, index: str | None = None) -> list[str]:
+    """A table's Markdown lines (those of ``columns`` it has; the index first as column ``index`` when named):
+    floats to 4 places, missing values blank. The results files' and ``kit zoo``'s tables."""
+    table = table.reset_index(names=index) if index else table
+    columns = [c for c in (columns or table.columns) if c in table]
+
+    def cell(value: object) -> str:
+        return "" if value is None or (isinstance(value, float) and np.isnan(value)) else (
+            f"{value:.4f}" if isinstance(value, float) else str(value))
+
+    return ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |",
+            *("| " + " | ".join(map(cell, r)) + " |" for r in table[columns].itertuples(index=False))]
+
+
 def record_score(run: str, test_hmean: float | None = None, lb_hmean: float | None = None,
                  ms_per_image: float | None = None, inference_memory_mb: float | None = None,
                  path: Path = SCORES_CSV) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from kit.model.family import detector_names, family_of
 from kit.model.loss import LossConfig
 from kit.model.postprocess import PostprocessConfig
 from kit.runtime import PRECISIONS
-from kit.training.presets import ARCH_PRESETS, PRESETS
+from kit.training.presets import ARCH_PRESETS, FAMILY_PRESETS, PRESETS
 from kit.training.presets import preset as load_preset
 
 NESTED = {"augment": AugConfig, "loss": LossConfig, "targets": TargetConfig, "postprocess": PostprocessConfig}
@@ -162,9 +162,9 @@ def resolve_config(preset: str | None = None, **overrides: Any) -> TrainConfig:
 
 def config_for(arch: str, preset: str | None = None, **overrides: Any) -> TrainConfig:
     """The notebook's rule: the preset defaults to the one named after ``arch`` (the report
-    presets are named by backbone; ``ppocr_det``'s is ``ppocr_cpu``); with another preset,
+    presets are named by backbone; every zoo detector's is ``ppocr_cpu``); with another preset,
     ``arch`` replaces its backbone."""
-    name = preset or (arch if arch in PRESETS else ARCH_PRESETS.get(arch))
+    name = preset or (arch if arch in PRESETS else ARCH_PRESETS.get(arch) or FAMILY_PRESETS.get(family_of(arch).name))
     return resolve_config(name, arch=arch, **overrides)
 
 

@@ -82,7 +82,9 @@ PRESETS["lite0_cpu"] = {
 #: The reports' presets (``python -m kit reproduce NAME``).
 REPORT_PRESETS = ["efficientnet_b3", "convnext_tiny", "convnext_small", "hrnet_w44"]
 #: The default preset of a model that is not named after one.
-ARCH_PRESETS = {"ppocr_det": "ppocr_cpu", "tf_efficientnet_lite0": "lite0_cpu"}
+ARCH_PRESETS = {"tf_efficientnet_lite0": "lite0_cpu"}
+#: The default preset of a family's members (by :attr:`kit.model.family.Family.name`): every zoo detector's.
+FAMILY_PRESETS = {"PaddleOCR DB detector": "ppocr_cpu"}
 
 
 def preset(name: str) -> dict[str, Any]:

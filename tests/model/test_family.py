@@ -29,10 +29,10 @@ def test_families_by_name() -> None:
 def test_a_second_pp_ocr_detector_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Registered once (here the bundled file under a second name), it builds, trains with its own teacher, is
     refused freezing, pads as PaddleOCR does and exports as its source graph, with no other edit."""
-    monkeypatch.setitem(ppocr.DETECTORS, "ppocr_copy", ppocr.BundledDetector("rapidocr", "3.10.0",
-                                                                             "models/PP-OCRv6_det_small.onnx"))
+    monkeypatch.setitem(ppocr.DETECTORS, "ppocr_copy", ppocr.BundledDetector(
+        "PP-OCRv6 small det, again", "rapidocr", "3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx"))
     copy, original = build_model("ppocr_copy", pretrained=True).eval(), build_model("ppocr_det", pretrained=True).eval()
-    assert copy.config.weights == "bundled PP-OCRv6_det_small.onnx (rapidocr)"
+    assert copy.config.weights == "bundled PP-OCRv6_det_small.onnx (PP-OCRv6 small det, again; rapidocr 3.10.0, Apache-2.0)"
     x = torch.rand(1, 3, 96, 128)
     torch.testing.assert_close(copy(x)["prob"], original(x)["prob"], rtol=0, atol=0)
     config = resolve_config("ppocr_cpu", arch="ppocr_copy")
