@@ -69,7 +69,7 @@ def zoo_checkpoint(name: str, folder: Path | str = ZOO_DIR / "checkpoints") -> P
     return zero_shot_checkpoint(config_for(name)).save(path)
 
 
-def resolve(patterns: str | Path | Sequence[str | Path]) -> list[str]:
+def resolve(patterns: str | Path | Sequence[str | Path], folder: Path | str = ZOO_DIR / "checkpoints") -> list[str]:
     """Checkpoint patterns with each ``zoo:NAME`` replaced by that member's checkpoint (``zoo:`` alone: every
     installed member's), the others as given (notebook 04's ``checkpoints`` and ``hybrid``, ``kit predict --ckpt``)."""
     out: list[str] = []
@@ -79,7 +79,7 @@ def resolve(patterns: str | Path | Sequence[str | Path]) -> list[str]:
             out.append(text)
             continue
         names = [text[len(PREFIX):]] if text != PREFIX else [n for n in members() if installed(n)]
-        out.extend(str(zoo_checkpoint(n)) for n in names)
+        out.extend(str(zoo_checkpoint(n, folder)) for n in names)
     return out
 
 

@@ -324,6 +324,17 @@ class PPOCRDet(nn.Module):
         if config.thresh_branch:
             self.thresh_head = branch(channels)
 
+    def train(self, mode: bool = True) -> PPOCRDet:
+        """Training mode, with the graph's BatchNorm layers (PP-OCRv4/v5 mobile keep theirs; v6 folds them) left in
+        eval mode: their scale and shift train, their running statistics stay PaddleOCR's. Why: a CPU batch of four
+        640 px crops is a poor estimate of statistics learnt over whole data sets (detectron2 freezes BatchNorm
+        below 16 images a batch for the same reason), and the weights' EMA would average the drift in."""
+        super().train(mode)
+        for layer in self.body.modules():
+            if isinstance(layer, nn.BatchNorm2d):
+                layer.eval()
+        return self
+
     @property
     def pretrained_part(self) -> nn.Module:
         """The converted graph (backbone, neck and probability head); only the threshold head is new."""

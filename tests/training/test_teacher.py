@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import kit.training.loop as loop_module
+from kit.inference.predict import image_tensor
 from kit.model.checkpoint import Checkpoint
 from kit.model.factory import build_model
 from kit.training.config import (
@@ -15,6 +16,7 @@ from kit.training.config import (
 )
 from kit.training.run import train
 from kit.training.teacher import Teacher, distilled_targets
+from tests.conftest import receipt_images
 from tests.training.helpers import tiny
 
 
@@ -35,13 +37,37 @@ def test_distilled_targets_keep_the_teachers_kernels_inside_labelled_words_only(
 @pytest.mark.slow
 def test_a_teacher_sees_the_batch_in_its_own_normalisation(tiny_checkpoint: Path) -> None:
     student = build_model("ppocr_det", pretrained=True)  # mean = std = 0.5
-    teacher = Teacher(Checkpoint.load(tiny_checkpoint).build_model(), 0.3, student.config.mean, student.config.std)
+    teacher = Teacher([Checkpoint.load(tiny_checkpoint).build_model()], 0.3, student.config.mean, student.config.std)
     pixels = torch.rand(1, 3, 8, 8)
     as_student = (pixels - 0.5) / 0.5
-    own = teacher.model.config
+    own, (scale, shift) = teacher.models[0].config, teacher.inputs[0]
     as_teacher = (pixels - torch.tensor(own.mean).view(1, 3, 1, 1)) / torch.tensor(own.std).view(1, 3, 1, 1)
     assert own.mean != student.config.mean
-    assert torch.allclose(as_student * teacher.scale + teacher.shift, as_teacher, atol=1e-6)
+    assert torch.allclose(as_student * scale + shift, as_teacher, atol=1e-6)
+
+
+def test_zoo_members_teach_by_name_and_several_teachers_average_their_maps(synth_dir: Path) -> None:
+    """teacher="ppocr_v6_tiny,ppocr_det": both zoo members, built from their wheels, their maps averaged before the
+    threshold (checked against the two detectors run by hand)."""
+    config = resolve_config("ppocr_cpu", teacher="ppocr_v6_tiny, ppocr_det")
+    assert config.teacher == ["ppocr_v6_tiny", "ppocr_det"] == config.teachers
+    assert resolve_config("ppocr_cpu", teacher=["ppocr_det"]).teacher == "ppocr_det"
+    with pytest.raises(ValueError, match="teacher must name one or more"):
+        resolve_config("ppocr_cpu", teacher=[])
+    student = build_model("ppocr_det", pretrained=True)
+    teacher = Teacher.from_config(config, student, torch.device("cpu"))
+    image, _ = image_tensor(receipt_images(synth_dir)[0], 320, student)  # in the student's normalisation
+    pixels = image * 0.5 + 0.5
+    batch = {"image": image, "gt": torch.zeros(1, 1, 320, 320), "thresh_mask": torch.ones(1, 1, 320, 320)}
+    maps = []
+    for name in config.teachers:  # each in its own normalisation
+        model = build_model(name, pretrained=True).eval()
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (model.config.mean, model.config.std))
+        with torch.no_grad():
+            maps.append(model((pixels - mean) / std)["prob"])
+    expected = ((maps[0] + maps[1]) / 2 > 0.3).float()
+    assert torch.equal(teacher.targets(batch)["gt"], expected)
+    assert not torch.equal(expected, (maps[0] > 0.3).float())  # the average is not one teacher's map
 
 
 @pytest.mark.slow
