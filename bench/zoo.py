@@ -17,7 +17,6 @@ import tempfile
 import time
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
@@ -67,11 +66,13 @@ def normalisation(images: int) -> list[str]:
 
 def tables(images: int) -> list[str]:
     """The zoo's table on each data set there is."""
-    sets = {"SROIE val (line level)": (SROIE, "val", None), f"SROIE train (first {images})": (SROIE, "train", images),
-            "FUNSD val (word level)": (FUNSD, "val", None), "synthetic receipts val (word level)": (SYNTH_DIR, "val", None)}
+    sets = {"SROIE val (line level)": (SROIE, "val", None),
+            f"SROIE train (first {images})": (SROIE, "train", images),
+            "FUNSD val (word level)": (FUNSD, "val", None),
+            "synthetic receipts val (word level)": (SYNTH_DIR, "val", None)}
     lines = [f"# The zoo zero-shot ({date.today()})", "",
-             "- each member as `python -m kit zoo` scores it: zero-shot checkpoint of its preset (`ppocr_cpu`: 1280 px, "
-             "padded to a multiple of 32, default postprocess), ONNX Runtime (the default backend on a CPU); "
+             "- each member as `python -m kit zoo` scores it: zero-shot checkpoint of its preset (`ppocr_cpu`: "
+             "1280 px, padded to a multiple of 32, default postprocess), ONNX Runtime (the default backend on a CPU); "
              "ms per image: prediction and postprocess, not the metric; dH in points against the best member, "
              "paired bootstrap 95% interval", machine_and_command("bench.zoo"), ""]
     for title, (folder, split, limit) in sets.items():

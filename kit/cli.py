@@ -165,7 +165,8 @@ def _check_train(args: argparse.Namespace) -> None:
 
 
 def _pretrained(p: argparse.ArgumentParser) -> None:
-    p.add_argument("arch", help="a pretrained detector or backbone: ppocr_det, tf_efficientnet_lite0, ...")
+    p.add_argument("arch", help="a pretrained detector (a zoo member: ppocr_det, ppocr_v4_mobile, ...; python -m kit "
+                   "zoo) or backbone (tf_efficientnet_lite0, ...)")
     p.add_argument("--out", type=Path, required=True, help="the checkpoint to write (an existing file is kept)")
     p.add_argument("--preset", default=None, choices=list(PRESETS), metavar="PRESET",
                    help="where the postprocess and evaluation size come from (default: the arch's preset)")

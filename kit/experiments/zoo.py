@@ -138,11 +138,12 @@ def markdown(table: pd.DataFrame, title: str) -> str:
 
 def command(args: argparse.Namespace) -> None:
     """``python -m kit zoo``: the zoo's table on one split, printed and written (CSV and Markdown)."""
+    names = members(args.members)
     data_dir = resolve_data_dir(args.data_dir)
     records = load_split(data_dir, args.split)[0][:args.max_images]
     if not records:
         raise InputError(f"{data_dir}: the {args.split} split has no images")
-    table = zoo_table(records, args.members, backend=args.backend)
+    table = zoo_table(records, names, backend=args.backend)
     stem = project_path(args.out) / f"zoo_{data_dir.name}_{args.split}"
     title = f"The zoo zero-shot on {data_dir.name} {args.split} ({len(records)} images, backend {args.backend})"
     write_csv(table, stem.with_suffix(".csv"))

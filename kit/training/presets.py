@@ -64,9 +64,10 @@ PRESETS["ppocr_cpu"] = {**PRESETS["ppocr_cpu_v1"], **PADDLE_RECIPE, "warmup_epoc
                         "teacher": "start"}
 # The zoo's best start, chosen on SROIE *train* receipts (bench/results/zoo_normalisation.md, the first 100 train
 # receipts zero-shot: PP-OCRv4 mobile 0.9839, PP-OCRv6 small 0.9815, v5 mobile 0.9795, v6 tiny 0.9784), taught by
-# the two best averaged; ``ppocr_cpu``'s recipe over 9 epochs (2 warm-up, cosine over 7), ~55 minutes on 2 cores.
+# the two best averaged; ``ppocr_cpu``'s recipe over 8 epochs (2 warm-up, cosine over 6): 3.6 s a step, ~55
+# minutes on 2 cores.
 PRESETS["ppocr_zoo"] = {**PRESETS["ppocr_cpu"], "arch": "ppocr_v4_mobile", "teacher": ["ppocr_v4_mobile", "ppocr_det"],
-                        "epochs": 9, "t_max": 7, "patience": 9}
+                        "epochs": 8, "t_max": 6, "patience": 8}
 # The main job's demo: the first recipe on the Korean synthetic receipts (long side at most 1,280 px, word
 # boxes ~20 px high), at 960 px to keep the whole demo near 10 minutes on 2 cores. Word-level labels: zero-shot
 # PP-OCR's line kernels merge words, so neither its teacher nor PaddleOCR's slow start pays here

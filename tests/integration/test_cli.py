@@ -40,6 +40,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
     ("kit", "predict", "--ckpt", "{missing}", "--images", "{tmp}", "--out", "{tmp}/p.json"),
     ("kit", "train", "--preset", "no_such_preset"),
     ("kit", "pretrained", "ppocr_det", "--out", "{tmp}"),  # an existing file or folder is never overwritten
+    ("kit", "zoo", "--members", "ppocr_v9", "--out", "{tmp}"),  # not in the zoo: said before any scoring
+    ("kit", "zoo", "--data-dir", "{missing}"),
 ])
 def test_user_errors_are_one_line_and_exit_2(command: tuple[str, ...], tmp_path: Path) -> None:
     args = [a.format(missing=tmp_path / "missing.json", tmp=tmp_path) for a in command]
@@ -78,6 +80,10 @@ def test_choices_match_the_modules_they_name() -> None:
     from kit.experiments.search import PRUNERS, SAMPLERS
 
     assert SAMPLER_CHOICES == SAMPLERS and PRUNER_CHOICES == PRUNERS
+    from kit.cli import ZOO_PREFIX
+    from kit.experiments.zoo import PREFIX
+
+    assert ZOO_PREFIX == PREFIX
 
 
 @pytest.mark.parametrize(("argv", "message"), [

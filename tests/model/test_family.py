@@ -32,7 +32,8 @@ def test_a_second_pp_ocr_detector_is_one_table_entry(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(ppocr.DETECTORS, "ppocr_copy", ppocr.BundledDetector(
         "PP-OCRv6 small det, again", "rapidocr", "3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx"))
     copy, original = build_model("ppocr_copy", pretrained=True).eval(), build_model("ppocr_det", pretrained=True).eval()
-    assert copy.config.weights == "bundled PP-OCRv6_det_small.onnx (PP-OCRv6 small det, again; rapidocr 3.10.0, Apache-2.0)"
+    assert copy.config.weights == ("bundled PP-OCRv6_det_small.onnx (PP-OCRv6 small det, again; rapidocr 3.10.0, "
+                                   "Apache-2.0)")
     x = torch.rand(1, 3, 96, 128)
     torch.testing.assert_close(copy(x)["prob"], original(x)["prob"], rtol=0, atol=0)
     config = resolve_config("ppocr_cpu", arch="ppocr_copy")
