@@ -26,7 +26,7 @@ from kit.data.annotations import load_split
 from kit.data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from kit.data.synth import resolve_data_dir
 from kit.evaluation.significance import paired_bootstrap
-from kit.experiments.zoo import COLUMNS, installed, score_member, zoo_table
+from kit.experiments.zoo import installed, score_member, table_lines, zoo_table
 from kit.model import ppocr
 from kit.paths import ROOT, SYNTH_DIR
 
@@ -84,7 +84,7 @@ def tables(images: int) -> list[str]:
         with tempfile.TemporaryDirectory() as checkpoints:
             table = zoo_table(records, progress=False, folder=checkpoints)
         lines += [f"## {title}", "", f"{len(records)} images, {time.perf_counter() - start:.0f} s in all", "",
-                  *markdown(table.reset_index(), COLUMNS), ""]
+                  *table_lines(table), ""]
         print("\n".join(lines[-len(table) - 4:]), flush=True)
     return lines
 

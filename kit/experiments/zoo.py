@@ -106,19 +106,22 @@ def zoo_table(records: Sequence[ImageRecord], names: Sequence[str] | None = None
     not installed gets a row saying how to install it."""
     rows: dict[str, dict[str, Any]] = {}
     per_image: dict[str, dict[str, ImageResult]] = {}
+    missing: dict[str, str] = {}
     for name in members(names):
         detector = DETECTORS[name]
         rows[name] = {"model": detector.model, "wheel": f"{detector.package}=={detector.version}",
                       "file": detector.file_name, "licence": detector.licence}
         if not installed(name):
-            rows[name]["verdict"] = f"not installed: {detector.install}"
+            missing[name] = f"not installed: {detector.install}"
             continue
         scores, per_image[name] = score_member(name, records, backend=backend, progress=progress, folder=folder)
         rows[name]["ms_per_image"] = scores["ms_per_image"]
     table = pd.DataFrame.from_dict(rows, orient="index")
     if per_image:
         paired = against_baseline(per_image)
-        table = table.drop(columns=[c for c in paired.columns if c in table.columns]).join(paired)
+        table = table.join(paired)
+    for name, note in missing.items():
+        table.loc[name, "verdict"] = note
     table.index.name = "member"
     return table.sort_values("hmean", ascending=False) if "hmean" in table else table
 
@@ -128,12 +131,17 @@ COLUMNS = ["member", "model", "wheel", "precision", "recall", "hmean", "ms_per_i
            "verdict"]
 
 
-def markdown(table: pd.DataFrame, title: str) -> str:
-    """The table as Markdown: scores to 4 places, times to whole ms."""
+def table_lines(table: pd.DataFrame) -> list[str]:
+    """The table's Markdown lines: scores to 4 places, times to whole ms."""
     shown = table.copy()
     if "ms_per_image" in shown:
         shown["ms_per_image"] = [f"{v:.0f}" if pd.notna(v) else "" for v in shown["ms_per_image"]]
-    return "\n".join([f"# {title}", "", *markdown_table(shown, COLUMNS, index="member"), ""])
+    return markdown_table(shown, COLUMNS, index="member")
+
+
+def markdown(table: pd.DataFrame, title: str) -> str:
+    """The table as a Markdown document under ``title``."""
+    return "\n".join([f"# {title}", "", *table_lines(table), ""])
 
 
 def command(args: argparse.Namespace) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from kit.model.ppocr import DETECTORS
 from kit.training.config import (
+    config_for,
     merge_settings,
     resolve_config,
     shrink_ratio_for_epoch,
@@ -22,6 +24,17 @@ def test_report_presets_are_the_reports_recipes() -> None:
         assert (config.t_max, config.eta_min, config.epochs, config.patience, config.batch_size) == (20, 8e-6, 20, 5, 8)
         assert config.precision == "fp32" and config.schedule == [[0, 640], [4, 960]] and config.pretrained
     assert set(PRESETS) >= {"smoke", *wd}
+
+
+def test_every_preset_resolves_and_every_zoo_member_defaults_to_ppocr_cpu() -> None:
+    for name in PRESETS:
+        assert resolve_config(name).preset == name
+    for name in DETECTORS:
+        config = config_for(name)
+        assert (config.arch, config.preset) == (name, "ppocr_cpu")
+    assert config_for("tf_efficientnet_lite0").preset == "lite0_cpu" and config_for("resnet18").preset is None
+    zoo = resolve_config("ppocr_zoo")
+    assert zoo.teachers == ["ppocr_v4_mobile", "ppocr_det"] and zoo.arch == "ppocr_v4_mobile"
 
 
 def test_overrides_nested_settings_and_errors() -> None:
