@@ -26,8 +26,9 @@ from kit.data.annotations import load_split
 from kit.data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from kit.data.synth import resolve_data_dir
 from kit.evaluation.significance import paired_bootstrap
-from kit.experiments.zoo import installed, score_member, table_lines, zoo_table
+from kit.experiments.zoo import score_member, table_lines, zoo_table
 from kit.model import ppocr
+from kit.model.ppocr import installed
 from kit.paths import ROOT, SYNTH_DIR
 
 FUNSD = ROOT.parent / "shared" / "data" / "funsd"

@@ -20,10 +20,10 @@ import pandas as pd
 from bench import machine_and_command, markdown, write_results
 from bench.shared import sroie_or_exit
 from bench.zoo import RESULTS
-from kit.experiments.zoo import installed, zoo_checkpoint
+from kit.experiments.zoo import zoo_checkpoint
 from kit.inference.candidates import Choice, compare_candidates
 from kit.model.checkpoint import Checkpoint
-from kit.model.ppocr import DETECTORS
+from kit.model.ppocr import DETECTORS, installed
 from kit.paths import OUTPUTS
 
 COLUMNS = ["candidate", "precision", "recall", "hmean", "split_words", "merging_boxes", "dH", "dH_low95",

@@ -11,7 +11,6 @@ interval against the best member says which gaps are beyond noise.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +26,7 @@ from kit.evaluation.significance import against_baseline
 from kit.files import write_csv, write_text
 from kit.inference.predict import Predictor
 from kit.model.checkpoint import Checkpoint
-from kit.model.ppocr import DETECTORS
+from kit.model.ppocr import DETECTORS, installed
 from kit.paths import OUTPUTS, project_path
 from kit.reporting.compare import markdown_table
 from kit.training.config import config_for
@@ -38,15 +37,6 @@ from kit.training.run import zero_shot_checkpoint
 PREFIX = "zoo:"
 #: Where the zoo's checkpoints and tables go.
 ZOO_DIR = OUTPUTS / "zoo"
-
-
-def installed(name: str) -> bool:
-    """Whether member ``name``'s wheel is installed (read from the wheel's metadata; nothing is imported)."""
-    try:
-        importlib.metadata.distribution(DETECTORS[name].package)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 def members(names: Sequence[str] | None = None) -> list[str]:

